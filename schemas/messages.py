@@ -1,0 +1,109 @@
+"""The wire contract: every message Vigil puts on or takes from a stream.
+
+Each Struct is defined here once. Field names are the JSON names. New optional
+fields may be added within a schema version; removing or retyping a field bumps
+``SCHEMA_VERSION`` and the exported file name (see ``schemas/README.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Status = Literal["healthy", "degraded", "unhealthy", "unknown"]
+Severity = Literal["critical", "warning", "info"]
+AlertState = Literal["firing", "resolved"]
+DeliveryOutcome = Literal["delivered", "retrying", "failed", "skipped"]
+
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 time with offset")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+def new_event_id() -> str:
+    """A random event id (UUID4 hex) for messages that have no natural key."""
+    return uuid.uuid4().hex
+
+
+def stable_id(*parts: str) -> str:
+    """A deterministic id from its parts: a replayed message keeps its id."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """Fields every message carries."""
+
+    event_id: str = msgspec.field(default_factory=new_event_id)
+    schema_version: int = SCHEMA_VERSION
+
+
+class CheckResult(Message, frozen=True, kw_only=True):
+    """One run of one check by a probe worker."""
+
+    tenant: Name
+    service: Name
+    check: Name
+    tier: Name
+    status: Status
+    latency_ms: Annotated[float, msgspec.Meta(ge=0)]
+    observed_at: UtcTime
+    details: dict[str, Any] = {}
+
+
+class MetricSample(Message, frozen=True, kw_only=True):
+    """A metric observation published by Vigil or by any other system."""
+
+    tenant: Name
+    service: Name
+    metric: Name
+    value: float
+    observed_at: UtcTime
+    labels: dict[str, str] = {}
+
+
+class AlertEvent(Message, frozen=True, kw_only=True):
+    """A change of an alert's state: it started firing, or it resolved."""
+
+    fingerprint: Name
+    rule: Name
+    tenant: Name
+    service: Name
+    severity: Severity
+    state: AlertState
+    title: str
+    message: str = ""
+    value: float | None = None
+    threshold: float | None = None
+    labels: dict[str, str] = {}
+    started_at: UtcTime
+    ended_at: UtcTime | None = None
+    source: str = "vigil"
+
+
+class DeliveryRecord(Message, frozen=True, kw_only=True):
+    """One attempt to deliver one alert event to one channel."""
+
+    alert_event_id: str
+    fingerprint: str
+    tenant: str
+    channel: Name
+    channel_type: Name
+    attempt: Annotated[int, msgspec.Meta(ge=1)]
+    outcome: DeliveryOutcome
+    status_code: int | None = None
+    latency_ms: float = 0.0
+    error: str = ""
+    at: UtcTime
+
+
+WIRE_TYPES: dict[str, type[Message]] = {
+    "check_result": CheckResult,
+    "metric_sample": MetricSample,
+    "alert_event": AlertEvent,
+    "delivery_record": DeliveryRecord,
+}

@@ -1,0 +1,1 @@
+"""Vigil's four stream services: probe, evaluator, notifier, archiver."""

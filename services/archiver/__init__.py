@@ -1,0 +1,1 @@
+"""Archiver: writes check results, alert events and deliveries to PostgreSQL."""

@@ -1,0 +1,1 @@
+"""Evaluator: turns check results into alert events (firing, resolved)."""

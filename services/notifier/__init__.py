@@ -1,0 +1,1 @@
+"""Notifier: routes alert events to channels, with retries and delivery records."""

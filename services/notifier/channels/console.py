@@ -1,0 +1,28 @@
+"""Console channel: one readable line per alert event on standard output."""
+
+from __future__ import annotations
+
+import sys
+from typing import ClassVar
+
+from schemas import AlertEvent
+from services.notifier.channels.base import ChannelConfig, SendContext
+
+_MARK = {"firing": "\033[1;31mFIRING  \033[0m", "resolved": "\033[1;32mRESOLVED\033[0m"}
+
+
+class ConsoleConfig(ChannelConfig, frozen=True, kw_only=True, tag="console", tag_field="type"):
+    color: bool = True
+
+
+class ConsoleChannel:
+    type: ClassVar[str] = "console"
+    description: ClassVar[str] = "one line per alert event on standard output (demo, debugging)"
+
+    async def send(self, alert: AlertEvent, config: ConsoleConfig, ctx: SendContext) -> None:
+        mark = _MARK[alert.state] if config.color else alert.state.upper().ljust(8)
+        when = (alert.ended_at or alert.started_at).strftime("%H:%M:%S")
+        line = f"{when} {mark} [{alert.severity}] {alert.tenant}/{alert.service}: {alert.title}"
+        if alert.message:
+            line += f" - {alert.message}"
+        print(line, file=sys.stdout, flush=True)

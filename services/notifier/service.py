@@ -1,0 +1,74 @@
+"""Notifier stream adapter: alert events in, deliveries and delivery records out.
+
+Idempotency: before sending, ``SET sent:{event}:{channel} sending NX GET``; a
+value of ``sent`` means an earlier delivery of this entry already got through
+(the worker died before acknowledging), so it is not sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from schemas import AlertEvent, DeliveryRecord
+from services.notifier.channels import SendContext
+from services.notifier.delivery import deliver
+from services.notifier.routing import channels_for
+from shared.config import Config
+from shared.consumer import Consumer
+from shared.streams import Codec, Rejected, StreamNames, deadletter_fields, encode
+
+log = logging.getLogger(__name__)
+GROUP = "notifier"
+SENT_TTL_S = 7 * 24 * 3600
+SENDING_TTL_S = 3600
+
+
+class Notifier:
+    def __init__(self, config: Config, redis: Redis, names: StreamNames,
+                 ctx: SendContext) -> None:
+        self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
+
+    def consumer(self) -> Consumer[AlertEvent]:
+        return Consumer(self.names.alerts, GROUP, Codec(AlertEvent), self.handle)
+
+    def _sent_key(self, alert: AlertEvent, channel: str) -> str:
+        return self.names.key(f"sent:{alert.event_id}:{channel}")
+
+    async def handle(self, items: list[tuple[bytes, AlertEvent]], pipe: Pipeline) -> None:
+        jobs: list[tuple[bytes, AlertEvent, str]] = []
+        for entry_id, alert in items:
+            names = channels_for(self.config.routes, alert)
+            if not names:
+                log.warning("alert %s (%s) matched no route", alert.event_id, alert.rule)
+            jobs += [(entry_id, alert, name) for name in names]
+        claims = self.redis.pipeline(transaction=False)
+        for _, alert, name in jobs:
+            claims.set(self._sent_key(alert, name), "sending", nx=True, ex=SENDING_TTL_S, get=True)
+        previous = await claims.execute() if jobs else []
+        todo = [job for job, before in zip(jobs, previous, strict=True) if before != b"sent"]
+        results = await asyncio.gather(*(
+            deliver(alert, self.config.channel(name), self.ctx) for _, alert, name in todo
+        ))
+        done = self.redis.pipeline(transaction=False)
+        for (entry_id, alert, name), records in zip(todo, results, strict=True):
+            final = records[-1]
+            done.set(self._sent_key(alert, name), "sent" if final.outcome == "delivered"
+                     else "failed", ex=SENT_TTL_S)
+            for record in records:
+                pipe.xadd(self.names.deliveries, encode(record))
+            if final.outcome == "failed":
+                self._dead_letter(pipe, entry_id, alert, final)
+        if todo:
+            await done.execute()
+
+    def _dead_letter(self, pipe: Pipeline, entry_id: bytes, alert: AlertEvent,
+                     final: DeliveryRecord) -> None:
+        reason = (f"delivery to channel {final.channel!r} failed after {final.attempt} "
+                  f"attempt(s): {final.error}")
+        log.error("alert %s: %s", alert.event_id, reason)
+        rejected = Rejected(entry_id, encode(alert) | {b"channel": final.channel.encode()}, reason)
+        pipe.xadd(self.names.deadletter, deadletter_fields(self.names.alerts, GROUP, rejected))

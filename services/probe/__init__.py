@@ -1,0 +1,1 @@
+"""Probe workers: run checks on their schedule and publish check results."""

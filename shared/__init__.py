@@ -1,0 +1,1 @@
+"""Code shared by every Vigil service: settings, configuration, streams."""

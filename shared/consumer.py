@@ -1,0 +1,128 @@
+"""Batch consumption of one stream by one consumer group, through FastStream.
+
+Two subscribers serve each (stream, group): one reads new entries in batches
+(XREADGROUP COUNT), the other reclaims entries left pending by a dead worker
+(XAUTOCLAIM after ``reclaim_idle_ms``). Both hand decoded messages to the same
+handler. The handler queues its Redis writes on a transaction pipeline; the
+adapter adds the dead letters and the XACK of the whole batch and executes it,
+so outputs and acknowledgement land together or not at all. An entry that
+cannot be decoded, or that was delivered ``max_deliveries`` times without
+being acknowledged, goes to the dead-letter stream with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic
+
+from faststream import AckPolicy, Context
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from shared.settings import Settings
+from shared.streams import M, Codec, Rejected, StreamNames, deadletter_fields
+
+log = logging.getLogger(__name__)
+
+AfterCommit = Callable[[], None]
+Handler = Callable[[list[tuple[bytes, M]], Pipeline], Awaitable[AfterCommit | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer(Generic[M]):
+    """What a service consumes: a stream, as a group, decoded as a type, handled by a function."""
+
+    stream: str
+    group: str
+    codec: Codec[M]
+    handle: Handler[M]
+
+
+async def _raw_parser(message: Mapping[str, Any], _original: Any) -> RedisBatchStreamMessage:
+    # The built-in parser expects FastStream's own envelope and chokes on plain
+    # XADD entries; keep the raw entries and decode them ourselves.
+    return RedisBatchStreamMessage(
+        raw_message=message, body=b"", consumer=FAKE_CONSUMER, group=None
+    )
+
+
+async def _no_decode(_message: Any, _original: Any) -> None:
+    return None
+
+
+class BatchProcessor(Generic[M]):
+    """Decode, dead-letter, handle and acknowledge one batch of entries."""
+
+    def __init__(self, redis: Redis, names: StreamNames, consumer: Consumer[M],
+                 max_deliveries: int) -> None:
+        self.redis, self.names, self.consumer = redis, names, consumer
+        self.max_deliveries = max_deliveries
+
+    async def __call__(self, ids: list[bytes], entries: list[dict[bytes, bytes]],
+                       reclaimed: bool = False) -> None:
+        c = self.consumer
+        good, bad = c.codec.decode(ids, entries)
+        if reclaimed and good:
+            good, poison = await self._split_poison(good, dict(zip(ids, entries, strict=True)))
+            bad += poison
+        pipe = self.redis.pipeline(transaction=True)
+        after = await c.handle(good, pipe) if good else None
+        for rejected in bad:
+            log.warning("dead-lettered %s %s: %s", c.stream, rejected.entry_id, rejected.reason)
+            pipe.xadd(self.names.deadletter, deadletter_fields(c.stream, c.group, rejected))
+        pipe.xack(c.stream, c.group, *ids)
+        await pipe.execute()
+        if after is not None:
+            after()
+
+    async def _split_poison(
+        self, good: list[tuple[bytes, M]], fields: dict[bytes, dict[bytes, bytes]]
+    ) -> tuple[list[tuple[bytes, M]], list[Rejected]]:
+        c = self.consumer
+        pending = await self.redis.xpending_range(
+            c.stream, c.group, min=good[0][0], max=good[-1][0], count=len(good)
+        )
+        times = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+        keep = [g for g in good if times.get(g[0], 1) <= self.max_deliveries]
+        poison = [
+            Rejected(entry_id, fields[entry_id],
+                     f"not acknowledged after {times[entry_id]} deliveries")
+            for entry_id, _ in good if times.get(entry_id, 1) > self.max_deliveries
+        ]
+        return keep, poison
+
+
+def attach(broker: RedisBroker, redis: Redis, settings: Settings, names: StreamNames,
+           consumer: Consumer[M]) -> BatchProcessor[M]:
+    """Register the reading and the reclaiming subscriber of ``consumer`` on ``broker``."""
+    process = BatchProcessor(redis, names, consumer, settings.max_deliveries)
+    common: dict[str, Any] = {
+        "group": consumer.group, "consumer": settings.consumer_name, "batch": True,
+        "max_records": settings.batch_size,
+    }
+    options: dict[str, Any] = {
+        "parser": _raw_parser, "decoder": _no_decode, "ack_policy": AckPolicy.MANUAL,
+    }
+
+    async def on_batch(_body: Any, message: Any = Context("message")) -> None:
+        raw = message.raw_message
+        await process(raw["message_ids"], raw["data"])
+
+    async def on_reclaimed(_body: Any, message: Any = Context("message")) -> None:
+        raw = message.raw_message
+        await process(raw["message_ids"], raw["data"], reclaimed=True)
+
+    broker.subscriber(
+        stream=StreamSub(consumer.stream, polling_interval=settings.block_ms, **common),
+        **options,
+    )(on_batch)
+    broker.subscriber(
+        stream=StreamSub(consumer.stream, min_idle_time=settings.reclaim_idle_ms,
+                         polling_interval=min(settings.reclaim_idle_ms, 5000), **common),
+        **options,
+    )(on_reclaimed)
+    return process

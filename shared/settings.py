@@ -1,0 +1,59 @@
+"""Process settings, read once from the environment into a typed object."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.errors import SettingsError
+
+
+def env_value(env: Mapping[str, str], name: str) -> str | None:
+    """``NAME`` from the environment, or the contents of the file named by ``NAME_FILE``."""
+    if (value := env.get(name)) is not None:
+        return value
+    if path := env.get(f"{name}_FILE"):
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE={path}: {exc.strerror}") from exc
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Connection URLs and tunables; secrets never live in the YAML config."""
+
+    redis_url: str
+    database_url: str
+    config_path: Path | None
+    stream_prefix: str = "vigil"
+    consumer_name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    batch_size: int = 500
+    block_ms: int = 1000
+    reclaim_idle_ms: int = 60_000
+    max_deliveries: int = 5
+    retention_days: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        redis_url = env_value(env, "VIGIL_REDIS_URL") or "redis://127.0.0.1:6379/0"
+        database_url = env_value(env, "VIGIL_DATABASE_URL") or ""
+        config = env_value(env, "VIGIL_CONFIG")
+        try:
+            return cls(
+                redis_url=redis_url,
+                database_url=database_url,
+                config_path=Path(config) if config else None,
+                stream_prefix=env.get("VIGIL_STREAM_PREFIX", "vigil"),
+                batch_size=int(env.get("VIGIL_BATCH_SIZE", "500")),
+                reclaim_idle_ms=int(env.get("VIGIL_RECLAIM_IDLE_MS", "60000")),
+                max_deliveries=int(env.get("VIGIL_MAX_DELIVERIES", "5")),
+                retention_days=int(env.get("VIGIL_RETENTION_DAYS", "30")),
+            )
+        except ValueError as exc:
+            raise SettingsError(f"numeric setting is not a number: {exc}") from exc
