@@ -18,9 +18,9 @@ def rendered() -> dict[str, bytes]:
         schema = msgspec.json.schema(struct)
         schema["$id"] = f"https://vigil.dev/schemas/{name}.v{SCHEMA_VERSION}.json"
         schema["title"] = struct.__name__
-        out[f"{name}.v{SCHEMA_VERSION}.json"] = msgspec.json.format(
-            msgspec.json.encode(schema), indent=2
-        ) + b"\n"
+        out[f"{name}.v{SCHEMA_VERSION}.json"] = (
+            msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n"
+        )
     return out
 
 

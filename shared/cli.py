@@ -13,8 +13,11 @@ import typer
 
 from shared.errors import VigilError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Vigil: monitoring and alerting over Redis Streams.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Vigil: monitoring and alerting over Redis Streams.",
+)
 schema_app = typer.Typer(no_args_is_help=True, help="The wire contract (schemas/).")
 app.add_typer(schema_app, name="schema")
 
@@ -65,9 +68,11 @@ def check_config(file: Path) -> None:
         config = load_config(file)
     except VigilError as exc:
         raise _fail(exc) from None
-    typer.echo(f"{file}: ok ({len(config.tenants)} tenants, {len(config.checks)} checks, "
-               f"{len(config.rules)} rules, {len(config.channels)} channels, "
-               f"{len(config.routes)} routes)")
+    typer.echo(
+        f"{file}: ok ({len(config.tenants)} tenants, {len(config.checks)} checks, "
+        f"{len(config.rules)} rules, {len(config.channels)} channels, "
+        f"{len(config.routes)} routes)"
+    )
 
 
 @app.command("migrate")
@@ -133,7 +138,8 @@ def schema_export(
 
 def main() -> None:
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
+        level=logging.INFO,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     # FastStream logs every batch and task callback at INFO; keep its warnings only.

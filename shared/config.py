@@ -69,6 +69,7 @@ class Config(ConfigStruct, frozen=True, kw_only=True):
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_POST_INIT = re.compile(r"([a-z_]+): (.+)", re.DOTALL)
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\['([^']*)'\]")
 
 
@@ -107,36 +108,47 @@ def parse_config(text: str, file: str, env: Mapping[str, str]) -> Config:
         reason = reason or str(exc)
         if named := re.match(r"Object (?:missing required|contains unknown) field `(.+)`", reason):
             path += f".{named[1]}"
+        elif named := _POST_INIT.match(reason):  # a struct's own check names its field
+            path, reason = f"{path}.{named[1]}", named[2]
         raise ConfigError(file, _line_of(root, path), path.removeprefix("$."), reason) from exc
     for field, reason in _cross_check(config):
         raise ConfigError(file, _line_of(root, "$." + field), field, reason)
     return config
 
 
-def _interpolate(value: Any, node: yaml.Node | None, file: str, env: Mapping[str, str],
-                 field: str) -> Any:
+def _interpolate(
+    value: Any, node: yaml.Node | None, file: str, env: Mapping[str, str], field: str
+) -> Any:
     if isinstance(value, str):
         return _VAR.sub(lambda m: _lookup(m[1], node, file, env, field), value)
     if isinstance(value, dict) and isinstance(node, yaml.MappingNode):
         children = {k.value: v for k, v in node.value}
-        return {k: _interpolate(v, children.get(k), file, env, f"{field}.{k}")
-                for k, v in value.items()}
+        return {
+            k: _interpolate(v, children.get(k), file, env, f"{field}.{k}") for k, v in value.items()
+        }
     if isinstance(value, list) and isinstance(node, yaml.SequenceNode):
-        return [_interpolate(v, n, file, env, f"{field}[{i}]")
-                for i, (v, n) in enumerate(zip(value, node.value, strict=False))]
+        return [
+            _interpolate(v, n, file, env, f"{field}[{i}]")
+            for i, (v, n) in enumerate(zip(value, node.value, strict=False))
+        ]
     return value
 
 
-def _lookup(name: str, node: yaml.Node | None, file: str, env: Mapping[str, str],
-            field: str) -> str:
+def _lookup(
+    name: str, node: yaml.Node | None, file: str, env: Mapping[str, str], field: str
+) -> str:
     line = node.start_mark.line + 1 if node is not None else None
     try:
         value = env_value(env, name)
     except SettingsError as exc:
         raise ConfigError(file, line, field.lstrip("."), str(exc)) from exc
     if value is None:
-        raise ConfigError(file, line, field.lstrip("."),
-                          f"environment variable {name} (or {name}_FILE) is not set")
+        raise ConfigError(
+            file,
+            line,
+            field.lstrip("."),
+            f"environment variable {name} (or {name}_FILE) is not set",
+        )
     return value
 
 
@@ -171,8 +183,10 @@ def _cross_check(config: Config) -> list[tuple[str, str]]:
         if check.key in seen:
             problems.append((f"checks[{i}].name", f"duplicate check {check.key!r}"))
         seen.add(check.key)
-    for section, names in (("rules", [r.name for r in config.rules]),
-                           ("channels", [c.name for c in config.channels])):
+    for section, names in (
+        ("rules", [r.name for r in config.rules]),
+        ("channels", [c.name for c in config.channels]),
+    ):
         for i, name in enumerate(names):
             if names.index(name) != i:
                 problems.append((f"{section}[{i}].name", f"duplicate name {name!r}"))

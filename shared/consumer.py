@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from shared.settings import Settings
-from shared.streams import M, Codec, Rejected, StreamNames, deadletter_fields
+from shared.streams import Codec, M, Rejected, StreamNames, deadletter_fields
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,15 @@ async def _no_decode(_message: Any, _original: Any) -> None:
 class BatchProcessor(Generic[M]):
     """Decode, dead-letter, handle and acknowledge one batch of entries."""
 
-    def __init__(self, redis: Redis, names: StreamNames, consumer: Consumer[M],
-                 max_deliveries: int) -> None:
+    def __init__(
+        self, redis: Redis, names: StreamNames, consumer: Consumer[M], max_deliveries: int
+    ) -> None:
         self.redis, self.names, self.consumer = redis, names, consumer
         self.max_deliveries = max_deliveries
 
-    async def __call__(self, ids: list[bytes], entries: list[dict[bytes, bytes]],
-                       reclaimed: bool = False) -> None:
+    async def __call__(
+        self, ids: list[bytes], entries: list[dict[bytes, bytes]], reclaimed: bool = False
+    ) -> None:
         c = self.consumer
         good, bad = c.codec.decode(ids, entries)
         if reclaimed and good:
@@ -89,23 +91,30 @@ class BatchProcessor(Generic[M]):
         times = {p["message_id"]: int(p["times_delivered"]) for p in pending}
         keep = [g for g in good if times.get(g[0], 1) <= self.max_deliveries]
         poison = [
-            Rejected(entry_id, fields[entry_id],
-                     f"not acknowledged after {times[entry_id]} deliveries")
-            for entry_id, _ in good if times.get(entry_id, 1) > self.max_deliveries
+            Rejected(
+                entry_id, fields[entry_id], f"not acknowledged after {times[entry_id]} deliveries"
+            )
+            for entry_id, _ in good
+            if times.get(entry_id, 1) > self.max_deliveries
         ]
         return keep, poison
 
 
-def attach(broker: RedisBroker, redis: Redis, settings: Settings, names: StreamNames,
-           consumer: Consumer[M]) -> BatchProcessor[M]:
+def attach(
+    broker: RedisBroker, redis: Redis, settings: Settings, names: StreamNames, consumer: Consumer[M]
+) -> BatchProcessor[M]:
     """Register the reading and the reclaiming subscriber of ``consumer`` on ``broker``."""
     process = BatchProcessor(redis, names, consumer, settings.max_deliveries)
     common: dict[str, Any] = {
-        "group": consumer.group, "consumer": settings.consumer_name, "batch": True,
+        "group": consumer.group,
+        "consumer": settings.consumer_name,
+        "batch": True,
         "max_records": settings.batch_size,
     }
     options: dict[str, Any] = {
-        "parser": _raw_parser, "decoder": _no_decode, "ack_policy": AckPolicy.MANUAL,
+        "parser": _raw_parser,
+        "decoder": _no_decode,
+        "ack_policy": AckPolicy.MANUAL,
     }
 
     async def on_batch(_body: Any, message: Any = Context("message")) -> None:
@@ -121,8 +130,12 @@ def attach(broker: RedisBroker, redis: Redis, settings: Settings, names: StreamN
         **options,
     )(on_batch)
     broker.subscriber(
-        stream=StreamSub(consumer.stream, min_idle_time=settings.reclaim_idle_ms,
-                         polling_interval=min(settings.reclaim_idle_ms, 5000), **common),
+        stream=StreamSub(
+            consumer.stream,
+            min_idle_time=settings.reclaim_idle_ms,
+            polling_interval=min(settings.reclaim_idle_ms, 5000),
+            **common,
+        ),
         **options,
     )(on_reclaimed)
     return process

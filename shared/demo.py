@@ -62,9 +62,11 @@ class DemoTarget:
                 self.send_response(204)
                 self.end_headers()
                 alert = json.loads(body or b"{}")
-                print(f"         webhook received: {alert.get('state')} "
-                      f"{alert.get('title')} (event {alert.get('event_id', '')[:8]})",
-                      flush=True)
+                print(
+                    f"         webhook received: {alert.get('state')} "
+                    f"{alert.get('title')} (event {alert.get('event_id', '')[:8]})",
+                    flush=True,
+                )
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -118,14 +120,17 @@ def main() -> None:
         settings = Settings.from_env(env)
         config = load_config(settings.config_path or DEMO_CONFIG, env)
         upgrade(settings.database_url)
-        print(f"""
+        print(
+            f"""
 Vigil demo: {len(config.checks)} checks, {len(config.rules)} rules.
   The demo shop at {target.url} fails from {target.healthy_for:.0f}s to \
 {target.healthy_for + target.failing_for:.0f}s.
   Expect a FIRING alert, then a RESOLVED one, within a minute.
   History: psql {settings.database_url} -c 'select * from alert_events'
   Press Ctrl-C to stop everything.
-""", flush=True)
+""",
+            flush=True,
+        )
         asyncio.run(_run_until_interrupted(settings, config))
         _summary(settings.database_url)
 
@@ -142,6 +147,8 @@ def _summary(database_url: str) -> None:
     import psycopg
 
     with contextlib.suppress(psycopg.Error), psycopg.connect(database_url) as conn:
-        counts = {t: conn.execute(f"select count(*) from {t}").fetchone()[0]  # type: ignore[index]
-                  for t in ("check_results", "alert_events", "deliveries")}
+        counts = {
+            t: conn.execute(f"select count(*) from {t}").fetchone()[0]  # type: ignore[index]
+            for t in ("check_results", "alert_events", "deliveries")
+        }
         print(f"\nstopped. History in PostgreSQL ({database_url}): {counts}")

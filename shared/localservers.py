@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from shared.errors import VigilError
 
@@ -33,8 +34,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path,
-                   timeout: float = 30.0) -> None:
+def _wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 30.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -62,7 +64,7 @@ class _Server:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> _Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
@@ -84,10 +86,24 @@ class LocalRedis(_Server):
         self.directory.mkdir(parents=True, exist_ok=True)
         log = self.directory / "redis.log"
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.directory), "--save", "", "--appendonly", "yes" if self.aof else "no",
-             "--logfile", str(log)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.aof else "no",
+                "--logfile",
+                str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.touch()
         _wait_for_port(self.port, self.proc, "redis-server", log)
@@ -121,18 +137,44 @@ class LocalPostgres(_Server):
         log = self.directory / "postgres.log"
         if not (data / "PG_VERSION").exists():
             subprocess.run(
-                [postgres_bin("initdb"), "-D", str(data), "-U", POSTGRES_USER,
-                 "--auth=trust", "--encoding=UTF8", "--no-sync"],
-                check=True, user=self.user, stdout=subprocess.DEVNULL,
+                [
+                    postgres_bin("initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    POSTGRES_USER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ],
+                check=True,
+                user=self.user,
+                stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [postgres_bin("postgres"), "-D", str(data), "-p", str(self.port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}",
-                 "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off"],
-                user=self.user, stdout=out, stderr=out, start_new_session=True,
+                [
+                    postgres_bin("postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(self.port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"unix_socket_directories={data}",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+                user=self.user,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
             )
         _wait_for_port(self.port, self.proc, "postgres", log)
         self._create_database()

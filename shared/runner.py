@@ -29,8 +29,9 @@ ROLES = ("probe", "evaluator", "notifier", "archiver")
 BROKER_LOGGER = "vigil.broker"
 
 
-async def run(settings: Settings, config: Config, roles: Iterable[str],
-              stop: asyncio.Event) -> None:
+async def run(
+    settings: Settings, config: Config, roles: Iterable[str], stop: asyncio.Event
+) -> None:
     """Run the given services in this process until ``stop`` is set or one of them fails."""
     roles = set(roles)
     if "archiver" in roles and not settings.database_url:
@@ -38,8 +39,9 @@ async def run(settings: Settings, config: Config, roles: Iterable[str],
     names = StreamNames(settings.stream_prefix)
     redis = Redis.from_url(settings.redis_url)
     # FastStream's per-batch and per-task lines go to a logger of ours (see BROKER_LOGGER).
-    broker = RedisBroker(settings.redis_url, logger=logging.getLogger(BROKER_LOGGER),
-                         log_level=logging.DEBUG)
+    broker = RedisBroker(
+        settings.redis_url, logger=logging.getLogger(BROKER_LOGGER), log_level=logging.DEBUG
+    )
     consumers: list[Consumer[Any]] = []
     loops: list[Callable[[], Awaitable[None]]] = []
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -72,8 +74,7 @@ async def run(settings: Settings, config: Config, roles: Iterable[str],
             await redis.aclose()
 
 
-async def _until_stopped(stop: asyncio.Event,
-                         loops: list[Callable[[], Awaitable[None]]]) -> None:
+async def _until_stopped(stop: asyncio.Event, loops: list[Callable[[], Awaitable[None]]]) -> None:
     tasks = [asyncio.ensure_future(loop()) for loop in loops]
     waiter = asyncio.ensure_future(stop.wait())
     try:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from schemas import Message
 
@@ -55,7 +56,10 @@ class StreamNames:
         return self._key(name)
 
 
-def encode(message: Message) -> dict[bytes, bytes]:
+Fields = dict[FieldT, EncodableT]
+
+
+def encode(message: Message) -> Fields:
     return {DATA: msgspec.json.encode(message)}
 
 
@@ -92,10 +96,10 @@ class Codec(Generic[M]):
         return good, bad
 
 
-def deadletter_fields(stream: str, group: str, rejected: Rejected) -> dict[bytes | str, Any]:
+def deadletter_fields(stream: str, group: str, rejected: Rejected) -> Fields:
     """The original fields plus ``dlq:*`` fields saying where it came from and why."""
-    return {
-        **rejected.fields,
+    fields: Fields = {k: v for k, v in rejected.fields.items()}
+    return fields | {
         "dlq:stream": stream,
         "dlq:group": group,
         "dlq:entry_id": rejected.entry_id,

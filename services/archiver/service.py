@@ -42,8 +42,12 @@ class Writer:
                 log.debug("%s: %d of %d rows new", self.table.name, added, len(items))
                 return
             except psycopg.OperationalError as exc:
-                log.warning("%s: PostgreSQL unavailable (%s); retrying in %.1fs",
-                            self.table.name, exc, delay)
+                log.warning(
+                    "%s: PostgreSQL unavailable (%s); retrying in %.1fs",
+                    self.table.name,
+                    exc,
+                    delay,
+                )
                 await self.close()
                 await asyncio.sleep(delay)
                 delay = min(RETRY_CAP_S, delay * 2)
@@ -57,8 +61,9 @@ class Writer:
 class Archiver:
     def __init__(self, database_url: str, names: StreamNames, retention_days: int) -> None:
         self.database_url, self.names, self.retention_days = database_url, names, retention_days
-        self.writers = [Writer(database_url, kind)
-                        for kind in (CheckResult, AlertEvent, DeliveryRecord)]
+        self.writers = [
+            Writer(database_url, kind) for kind in (CheckResult, AlertEvent, DeliveryRecord)
+        ]
 
     def consumers(self) -> list[Consumer[Any]]:
         results, alerts, deliveries = self.writers

@@ -35,8 +35,9 @@ def fingerprint(rule: AnyRule, result: CheckResult) -> str:
     return stable_id(rule.name, result.tenant, result.service, result.check)
 
 
-def apply(rule: ConsecutiveRule, state: SeriesState, result: CheckResult,
-          now: datetime) -> tuple[SeriesState, AlertEvent | None]:
+def apply(
+    rule: ConsecutiveRule, state: SeriesState, result: CheckResult, now: datetime
+) -> tuple[SeriesState, AlertEvent | None]:
     """Count failing and passing results in a row; emit only on a change of state."""
     if result.status in rule.failing:
         state = msgspec.structs.replace(state, failing=state.failing + 1, passing=0)
@@ -58,8 +59,9 @@ def apply(rule: ConsecutiveRule, state: SeriesState, result: CheckResult,
     return state, None
 
 
-def _event(rule: ConsecutiveRule, result: CheckResult, state: SeriesState,
-           kind: str, now: datetime) -> AlertEvent:
+def _event(
+    rule: ConsecutiveRule, result: CheckResult, state: SeriesState, kind: str, now: datetime
+) -> AlertEvent:
     assert state.firing_since is not None
     fp = fingerprint(rule, result)
     title = rule.title.format(check=result.check, service=result.service, tenant=result.tenant)

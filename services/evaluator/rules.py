@@ -28,8 +28,7 @@ class Selector(ConfigStruct, frozen=True, kw_only=True):
         )
 
 
-class ConsecutiveRule(ConfigStruct, frozen=True, kw_only=True, tag="consecutive",
-                      tag_field="type"):
+class ConsecutiveRule(ConfigStruct, frozen=True, kw_only=True, tag="consecutive", tag_field="type"):
     """Fire after ``failures`` failing results in a row; resolve after ``successes`` passing.
 
     A result fails when its status is in ``failing``. After a resolve the same

@@ -30,15 +30,14 @@ class Evaluator:
 
     async def load(self) -> None:
         """Resume from the checkpoint, so a restart neither re-fires nor forgets."""
-        raw = await self.redis.hgetall(self.state_key)
+        raw: dict[bytes, bytes] = await self.redis.hgetall(self.state_key)  # type: ignore[misc,assignment]
         self.states = {k.decode(): self._decode_state.decode(v) for k, v in raw.items()}
         log.info("evaluator resumed %d series", len(self.states))
 
     def consumer(self) -> Consumer[CheckResult]:
         return Consumer(self.names.results, GROUP, Codec(CheckResult), self.handle)
 
-    async def handle(self, items: list[tuple[bytes, CheckResult]],
-                     pipe: Pipeline) -> AfterCommit:
+    async def handle(self, items: list[tuple[bytes, CheckResult]], pipe: Pipeline) -> AfterCommit:
         changed: dict[str, SeriesState] = {}
         for _, result in items:
             for rule in self.config.rules:
@@ -52,7 +51,8 @@ class Evaluator:
                 if alert is not None:
                     pipe.xadd(self.names.alerts, encode(alert))
         if changed:
-            pipe.hset(self.state_key, mapping={
-                k: self._encode_state.encode(v) for k, v in changed.items()
-            })
+            pipe.hset(
+                self.state_key,
+                mapping={k: self._encode_state.encode(v) for k, v in changed.items()},
+            )
         return lambda: self.states.update(changed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
@@ -28,8 +29,7 @@ SENDING_TTL_S = 3600
 
 
 class Notifier:
-    def __init__(self, config: Config, redis: Redis, names: StreamNames,
-                 ctx: SendContext) -> None:
+    def __init__(self, config: Config, redis: Redis, names: StreamNames, ctx: SendContext) -> None:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
 
     def consumer(self) -> Consumer[AlertEvent]:
@@ -50,14 +50,17 @@ class Notifier:
             claims.set(self._sent_key(alert, name), "sending", nx=True, ex=SENDING_TTL_S, get=True)
         previous = await claims.execute() if jobs else []
         todo = [job for job, before in zip(jobs, previous, strict=True) if before != b"sent"]
-        results = await asyncio.gather(*(
-            deliver(alert, self.config.channel(name), self.ctx) for _, alert, name in todo
-        ))
+        results = await asyncio.gather(
+            *(deliver(alert, self.config.channel(name), self.ctx) for _, alert, name in todo)
+        )
         done = self.redis.pipeline(transaction=False)
         for (entry_id, alert, name), records in zip(todo, results, strict=True):
             final = records[-1]
-            done.set(self._sent_key(alert, name), "sent" if final.outcome == "delivered"
-                     else "failed", ex=SENT_TTL_S)
+            done.set(
+                self._sent_key(alert, name),
+                "sent" if final.outcome == "delivered" else "failed",
+                ex=SENT_TTL_S,
+            )
             for record in records:
                 pipe.xadd(self.names.deliveries, encode(record))
             if final.outcome == "failed":
@@ -65,10 +68,14 @@ class Notifier:
         if todo:
             await done.execute()
 
-    def _dead_letter(self, pipe: Pipeline, entry_id: bytes, alert: AlertEvent,
-                     final: DeliveryRecord) -> None:
-        reason = (f"delivery to channel {final.channel!r} failed after {final.attempt} "
-                  f"attempt(s): {final.error}")
+    def _dead_letter(
+        self, pipe: Pipeline, entry_id: bytes, alert: AlertEvent, final: DeliveryRecord
+    ) -> None:
+        reason = (
+            f"delivery to channel {final.channel!r} failed after {final.attempt} "
+            f"attempt(s): {final.error}"
+        )
         log.error("alert %s: %s", alert.event_id, reason)
-        rejected = Rejected(entry_id, encode(alert) | {b"channel": final.channel.encode()}, reason)
+        fields = {b"data": msgspec.json.encode(alert), b"channel": final.channel.encode()}
+        rejected = Rejected(entry_id, fields, reason)
         pipe.xadd(self.names.deadletter, deadletter_fields(self.names.alerts, GROUP, rejected))

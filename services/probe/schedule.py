@@ -49,9 +49,11 @@ class Schedule:
             return
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.interval_key, mapping={k: int(v * 1000) for k, v in intervals.items()})
-        pipe.zadd(self.due_key, {
-            k: now_ms + int(random.uniform(0, min(v, 5.0)) * 1000) for k, v in intervals.items()
-        }, nx=True)
+        pipe.zadd(
+            self.due_key,
+            {k: now_ms + int(random.uniform(0, min(v, 5.0)) * 1000) for k, v in intervals.items()},
+            nx=True,
+        )
         await pipe.execute()
 
     async def claim(self, now_ms: int, limit: int = 500) -> list[str]:

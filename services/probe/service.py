@@ -39,15 +39,19 @@ async def run_check(check: AnyCheck, ctx: ProbeContext) -> CheckResult:
         log.exception("check %s crashed", check.key)
         outcome = Outcome("unknown", {"error": f"{type(exc).__name__}: {exc}"[:500]})
     return CheckResult(
-        tenant=check.tenant, service=check.service, check=check.name, tier=check.tier,
-        status=outcome.status, latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        details=outcome.details, observed_at=datetime.now(UTC),
+        tenant=check.tenant,
+        service=check.service,
+        check=check.name,
+        tier=check.tier,
+        status=outcome.status,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        details=outcome.details,
+        observed_at=datetime.now(UTC),
     )
 
 
 class Probe:
-    def __init__(self, config: Config, redis: Redis, names: StreamNames,
-                 ctx: ProbeContext) -> None:
+    def __init__(self, config: Config, redis: Redis, names: StreamNames, ctx: ProbeContext) -> None:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
         self.checks = {c.key: c for c in config.checks}
         self.schedule = Schedule(redis, names)

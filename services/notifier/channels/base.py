@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 import httpx
+import msgspec
 
 from schemas import AlertEvent
 from shared.configbase import ConfigStruct, Seconds
@@ -17,7 +18,8 @@ class ChannelConfig(ConfigStruct, frozen=True, kw_only=True):
 
     name: str
     timeout: Seconds = Seconds(5)
-    max_attempts: int = 3
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    backoff: Seconds = Seconds(0.5)  # first retry delay; doubles per attempt, jittered
 
     @property
     def kind(self) -> str:
@@ -54,12 +56,15 @@ def classify(response: httpx.Response) -> int:
     raise ChannelError(f"HTTP {code}", permanent=not retryable, status_code=code)
 
 
-async def post_json(ctx: SendContext, url: str, body: bytes, headers: dict[str, str],
-                    timeout: float) -> int:
+async def post_json(
+    ctx: SendContext, url: str, body: bytes, headers: dict[str, str], timeout: float
+) -> int:
     """POST a JSON body; transport failures and timeouts are retryable."""
     try:
         response = await ctx.http.post(
-            url, content=body, headers={"content-type": "application/json", **headers},
+            url,
+            content=body,
+            headers={"content-type": "application/json", **headers},
             timeout=timeout,
         )
     except httpx.TimeoutException as exc:

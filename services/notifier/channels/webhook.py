@@ -21,6 +21,4 @@ class WebhookChannel:
 
     async def send(self, alert: AlertEvent, config: WebhookConfig, ctx: SendContext) -> int:
         headers = {"x-vigil-event-id": alert.event_id, **config.headers}
-        return await post_json(
-            ctx, config.url, msgspec.json.encode(alert), headers, config.timeout
-        )
+        return await post_json(ctx, config.url, msgspec.json.encode(alert), headers, config.timeout)

@@ -9,6 +9,7 @@ import httpx
 
 from services.probe.monitors.base import CheckConfig, Outcome, ProbeContext
 
+
 class HttpCheck(CheckConfig, frozen=True, kw_only=True, tag="http", tag_field="type"):
     url: str
     method: str = "GET"
@@ -19,7 +20,8 @@ class HttpCheck(CheckConfig, frozen=True, kw_only=True, tag="http", tag_field="t
     def __post_init__(self) -> None:
         url = httpx.URL(self.url)
         if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"url must be an absolute http(s) URL, got {self.url!r}")
+            # "field: reason" lets the config loader name the field.
+            raise ValueError(f"url: must be an absolute http(s) URL, got {self.url!r}")
 
 
 class HttpMonitor:
@@ -47,4 +49,3 @@ class HttpMonitor:
             details["error"] = f"slow: {elapsed_ms:.0f} ms > {check.degraded_ms:.0f} ms"
             return Outcome("degraded", details)
         return Outcome("healthy", details)
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -25,8 +26,7 @@ class TcpMonitor:
         except OSError as exc:
             return Outcome("unhealthy", {"error": f"connect failed: {exc.strerror or exc}"})
         writer.close()
-        try:
+        # The peer closing first does not make the target unhealthy.
+        with contextlib.suppress(OSError):
             await writer.wait_closed()
-        except OSError:
-            pass  # the peer closing first does not make the target unhealthy
         return Outcome("healthy", {})

@@ -29,7 +29,8 @@ def upgrade() -> None:
             observed_at  timestamptz NOT NULL,
             archived_at  timestamptz NOT NULL DEFAULT now()
         );
-        CREATE INDEX check_results_series ON check_results (tenant, service, check_name, observed_at);
+        CREATE INDEX check_results_series
+            ON check_results (tenant, service, check_name, observed_at);
         CREATE INDEX check_results_observed ON check_results (observed_at);
 
         CREATE TABLE alert_events (

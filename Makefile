@@ -1,0 +1,41 @@
+# Vigil — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-stamp
+
+.PHONY: install run test lint format schema bench clean servers
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Redis and PostgreSQL from the OS packages, when no URL says where they are.
+servers:
+	@deploy/local/ensure-servers.sh
+
+run: install servers
+	$(BIN)/vigil demo
+
+test: install servers
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/vigil schema export --check
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+schema: install
+	$(BIN)/vigil schema export
+
+clean:
+	rm -rf $(VENV) .vigil .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""A real HTTP server on loopback that answers as told and records what it receives."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class HttpStub:
+    """Answers every request with ``status`` (or the next of ``script``) after ``delay``."""
+
+    status: int = 200
+    delay: float = 0.0
+    script: list[int] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                stub.requests.append(
+                    Request(
+                        self.command,
+                        self.path,
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                    )
+                )
+                if stub.delay:
+                    time.sleep(stub.delay)
+                code = stub.script.pop(0) if stub.script else stub.status
+                try:
+                    self.send_response(code)
+                    self.send_header("content-length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:
+                    pass  # the client gave up (a timeout test): nothing to answer
+
+            do_GET = do_POST = do_PUT = _answer
+
+            def handle(self) -> None:
+                # A keep-alive client hanging up is normal at the end of a test.
+                with contextlib.suppress(ConnectionError):
+                    super().handle()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def posts(self, path: str = "") -> list[Request]:
+        return [r for r in self.requests if r.method == "POST" and r.path.startswith(path)]
+
+    def __enter__(self) -> HttpStub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,138 @@
+"""Monitors against real local servers; the shared schedule against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from services.probe.monitors import ProbeContext
+from services.probe.monitors.http import HttpCheck
+from services.probe.monitors.tcp import TcpCheck
+from services.probe.schedule import Schedule
+from services.probe.service import Probe, run_check
+from shared.config import Config, Tenant
+from shared.configbase import Seconds
+from shared.localservers import free_port
+from shared.streams import StreamNames
+from tests.support.http import HttpStub
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def ctx() -> AsyncIterator[ProbeContext]:
+    async with httpx.AsyncClient() as client:
+        yield ProbeContext(client)
+
+
+def http(url: str, **kw: object) -> HttpCheck:
+    return HttpCheck(name="web", tenant="t", service="shop", url=url, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "status, expect, outcome",
+    [
+        (200, [], "healthy"),
+        (301, [], "healthy"),
+        (503, [], "unhealthy"),
+        (404, [], "unhealthy"),
+        (201, [200], "unhealthy"),
+        (418, [418], "healthy"),
+    ],
+)
+async def test_http_status(ctx: ProbeContext, status: int, expect: list[int], outcome: str) -> None:
+    with HttpStub(status=status) as stub:
+        result = await run_check(http(stub.url + "/health", expect_status=expect), ctx)
+    assert result.status == outcome
+    assert result.details["status_code"] == status
+    assert stub.requests[0].path == "/health"
+
+
+async def test_http_slow_is_degraded_and_hung_is_unhealthy(ctx: ProbeContext) -> None:
+    with HttpStub(delay=0.3) as stub:
+        slow = await run_check(http(stub.url, degraded_ms=50.0), ctx)
+        hung = await run_check(http(stub.url, timeout=Seconds(0.1)), ctx)
+    assert slow.status == "degraded" and "slow" in slow.details["error"]
+    assert hung.status == "unhealthy" and "time" in hung.details["error"].lower()
+    assert hung.latency_ms < 1000
+
+
+async def test_http_refused_and_garbage(ctx: ProbeContext) -> None:
+    refused = await run_check(http(f"http://127.0.0.1:{free_port()}/"), ctx)
+    assert refused.status == "unhealthy" and "ConnectError" in refused.details["error"]
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"\x00\x01 this is not HTTP\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        result = await run_check(http(f"http://127.0.0.1:{port}/"), ctx)
+    assert result.status == "unhealthy"
+
+
+async def test_tcp(ctx: ProbeContext) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    try:
+        up = await run_check(
+            TcpCheck(name="db", tenant="t", service="db", host="127.0.0.1", port=port), ctx
+        )
+    finally:
+        listener.close()
+    down = await run_check(
+        TcpCheck(name="db", tenant="t", service="db", host="127.0.0.1", port=free_port()), ctx
+    )
+    assert up.status == "healthy"
+    assert down.status == "unhealthy" and "connect failed" in down.details["error"]
+
+
+async def test_workers_sharing_the_schedule_never_run_a_check_twice(
+    redis: Redis, names: StreamNames
+) -> None:
+    workers = [Schedule(redis, names) for _ in range(3)]
+    intervals = {f"t/c{i}": 1.0 for i in range(50)}
+    for worker in workers:  # every worker registers: the first one's phase wins
+        await worker.register(intervals, now_ms=0)
+    claims: Counter[str] = Counter()
+    # Simulated clock: 10 s in 100 ms ticks, the three workers racing at each tick.
+    for tick in range(1, 101):
+        batches = await asyncio.gather(*(w.claim(now_ms=tick * 100) for w in workers))
+        for batch in batches:
+            claims.update(batch)
+    # First runs are jittered into [0, 1 s); then every second: 10 runs each, never 11.
+    assert set(claims) == set(intervals)
+    assert set(claims.values()) == {10}
+
+
+async def test_a_dead_workers_checks_are_taken_over(redis: Redis, names: StreamNames) -> None:
+    alive, dead = Schedule(redis, names), Schedule(redis, names)
+    await dead.register({"t/a": 1.0, "t/b": 1.0}, now_ms=0)
+    assert sorted(await dead.claim(now_ms=1000)) == ["t/a", "t/b"]
+    # The dead worker never claims again; the next due runs go to the live one.
+    assert await alive.claim(now_ms=1500) == []
+    assert sorted(await alive.claim(now_ms=2000)) == ["t/a", "t/b"]
+
+
+async def test_results_are_buffered_while_redis_is_down(
+    ctx: ProbeContext, redis: Redis, names: StreamNames
+) -> None:
+    config = Config(tenants=[Tenant(id="t")])
+    with HttpStub() as stub:
+        result = await run_check(http(stub.url), ctx)
+    broken = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    probe = Probe(config, broken, names, ctx)
+    probe.buffer.extend([result, result])
+    assert await probe.flush() == 0 and len(probe.buffer) == 2  # kept, not lost
+    await broken.aclose()
+    probe.redis = redis
+    assert await probe.flush() == 2 and not probe.buffer
+    assert await redis.xlen(names.results) == 2
