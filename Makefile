@@ -30,6 +30,10 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/vigil schema export --check
 
+# Benchmarks print figures; BENCH_ARGS=--quick for a CI smoke run.
+bench: install servers
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

@@ -1,4 +1,8 @@
-"""The ``vigil`` command."""
+"""The ``vigil`` command. Each service registers its own commands (``services/*/cli.py``).
+
+Commands raise ``VigilError`` for anything the operator must fix; ``main`` prints it
+as ``error: …`` and exits with status 2.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +20,11 @@ from shared.errors import VigilError
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
     help="Vigil: monitoring and alerting over Redis Streams.",
 )
 schema_app = typer.Typer(no_args_is_help=True, help="The wire contract (schemas/).")
 app.add_typer(schema_app, name="schema")
-
-
-def _fail(error: Exception) -> typer.Exit:
-    typer.echo(f"error: {error}", err=True)
-    return typer.Exit(2)
 
 
 @app.command("run")
@@ -38,25 +38,19 @@ def run_cmd(
 
     roles = ROLES if role == "all" else (role,)
     if not set(roles) <= set(ROLES):
-        raise _fail(ValueError(f"unknown service {role!r}; one of {', '.join(ROLES)}, all"))
-    try:
-        settings = Settings.from_env()
-        if settings.config_path is None:
-            raise VigilError("VIGIL_CONFIG is not set: it names the YAML configuration")
-        config = load_config(settings.config_path)
-    except VigilError as exc:
-        raise _fail(exc) from None
+        raise VigilError(f"unknown service {role!r}; one of {', '.join(ROLES)}, all")
+    settings = Settings.from_env()
+    if settings.config_path is None:
+        raise VigilError("VIGIL_CONFIG is not set: it names the YAML configuration")
+    config = load_config(settings.config_path)
 
-    async def main() -> None:
+    async def serve() -> None:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await run(settings, config, roles, stop)
 
-    try:
-        asyncio.run(main())
-    except VigilError as exc:
-        raise _fail(exc) from None
+    asyncio.run(serve())
 
 
 @app.command("check-config")
@@ -64,10 +58,7 @@ def check_config(file: Path) -> None:
     """Validate a configuration file without starting anything."""
     from shared.config import load_config
 
-    try:
-        config = load_config(file)
-    except VigilError as exc:
-        raise _fail(exc) from None
+    config = load_config(file)
     typer.echo(
         f"{file}: ok ({len(config.tenants)} tenants, {len(config.checks)} checks, "
         f"{len(config.rules)} rules, {len(config.channels)} channels, "
@@ -75,49 +66,12 @@ def check_config(file: Path) -> None:
     )
 
 
-@app.command("migrate")
-def migrate() -> None:
-    """Apply the PostgreSQL schema migrations (VIGIL_DATABASE_URL)."""
-    from services.archiver.migrate import upgrade
-    from shared.settings import Settings
-
-    try:
-        settings = Settings.from_env()
-    except VigilError as exc:
-        raise _fail(exc) from None
-    if not settings.database_url:
-        raise _fail(VigilError("VIGIL_DATABASE_URL is not set"))
-    upgrade(settings.database_url)
-    typer.echo("database schema is up to date")
-
-
 @app.command("demo")
 def demo() -> None:
     """Start local Redis/PostgreSQL if needed and run the whole pipeline on a demo."""
     from shared import demo as demo_module
 
-    try:
-        demo_module.main()
-    except VigilError as exc:
-        raise _fail(exc) from None
-
-
-@app.command("monitors")
-def monitors() -> None:
-    """List the monitor (check) types."""
-    from services.probe.monitors import MONITORS
-
-    for name, monitor in sorted(MONITORS.items()):
-        typer.echo(f"{name:<12} {monitor.description}")
-
-
-@app.command("channels")
-def channels() -> None:
-    """List the notification channel types."""
-    from services.notifier.channels import CHANNELS
-
-    for name, channel in sorted(CHANNELS.items()):
-        typer.echo(f"{name:<12} {channel.description}")
+    demo_module.main()
 
 
 @schema_app.command("export")
@@ -129,11 +83,25 @@ def schema_export(
 
     if check:
         if stale := drift():
-            raise _fail(VigilError(f"schema files out of date: {', '.join(stale)}"))
+            raise VigilError(f"schema files out of date: {', '.join(stale)}")
         typer.echo("schema files are up to date")
         return
     for path in export():
         typer.echo(f"wrote {path.name}")
+
+
+def _register_services() -> None:
+    # Each service owns its commands; this is the one place that gathers them.
+    from services.archiver import cli as archiver_cli
+    from services.evaluator import cli as evaluator_cli
+    from services.notifier import cli as notifier_cli
+    from services.probe import cli as probe_cli
+
+    for module in (probe_cli, evaluator_cli, notifier_cli, archiver_cli):
+        module.register(app)
+
+
+_register_services()
 
 
 def main() -> None:
@@ -142,7 +110,10 @@ def main() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    # FastStream logs every batch and task callback at INFO; keep its warnings only.
     for noisy in ("vigil.broker", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    app()
+    try:
+        app()
+    except VigilError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
+import sys
+from pathlib import Path
 
 import msgspec
 import psycopg
@@ -111,3 +115,55 @@ async def test_target_down_fires_then_resolves_and_everything_is_archived(
     for stream in (names.results, names.alerts, names.deliveries):
         for group in await redis.xinfo_groups(stream):
             assert group["pending"] == 0, (stream, group["name"])
+
+
+SEPARATE_CONFIG = """\
+tenants: [{id: acme}]
+checks:
+  - {name: web, type: http, tenant: acme, service: shop, tier: critical,
+     url: "${TARGET_URL}/health", interval: 100ms, timeout: 1s}
+rules:
+  - {name: down, type: consecutive, failures: 2, successes: 2}
+channels:
+  - {name: ops, type: webhook, url: "${RECEIVER_URL}/hook", backoff: 50ms}
+routes:
+  - channels: [ops]
+"""
+
+
+async def test_each_service_runs_alone_as_its_own_process(
+    tmp_path: Path, redis_server_url: str, stream_prefix: str, database_url: str
+) -> None:
+    config = tmp_path / "vigil.yaml"
+    config.write_text(SEPARATE_CONFIG)
+    with HttpStub(status=503) as target, HttpStub() as receiver:
+        env = {
+            **os.environ,
+            "VIGIL_CONFIG": str(config),
+            "VIGIL_REDIS_URL": redis_server_url,
+            "VIGIL_DATABASE_URL": database_url,
+            "VIGIL_STREAM_PREFIX": stream_prefix,
+            "TARGET_URL": target.url,
+            "RECEIVER_URL": receiver.url,
+        }
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "from shared.cli import main; main()", "run", role, env=env
+            )
+            for role in ROLES
+        ]
+        try:
+            await wait_until(lambda: len(receiver.posts("/hook")) == 1, what="firing alert")
+            target.status = 200
+            await wait_until(lambda: len(receiver.posts("/hook")) == 2, what="resolved alert")
+            await wait_until(
+                lambda: count(database_url, "select count(*) from deliveries") == 2,
+                what="archived deliveries",
+            )
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            codes = [await proc.wait() for proc in procs]
+    states = [msgspec.json.decode(r.body, type=AlertEvent).state for r in receiver.posts()]
+    assert states == ["firing", "resolved"]
+    assert codes == [0, 0, 0, 0]  # each stopped cleanly on SIGTERM
