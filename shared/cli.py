@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 schema_app = typer.Typer(no_args_is_help=True, help="The wire contract (schemas/).")
 app.add_typer(schema_app, name="schema")
+publish_app = typer.Typer(no_args_is_help=True, help="Put events onto Vigil's streams.")
+app.add_typer(publish_app, name="publish")
 
 
 @app.command("run")
@@ -88,6 +90,48 @@ def schema_export(
         return
     for path in export():
         typer.echo(f"wrote {path.name}")
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise VigilError(f"label {pair!r} is not KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+@publish_app.command("metric")
+def publish_metric(
+    tenant: str,
+    service: str,
+    metric: str,
+    value: float,
+    label: Annotated[list[str], typer.Option("--label", "-l", help="KEY=VALUE")] = [],  # noqa: B006
+) -> None:
+    """Publish one metric sample (VIGIL_REDIS_URL, VIGIL_STREAM_PREFIX)."""
+    from redis.exceptions import RedisError
+
+    from shared.publisher import Publisher
+    from shared.settings import Settings
+
+    settings = Settings.from_env()
+    labels = _labels(label)
+
+    async def send() -> None:
+        publisher = Publisher.connect(settings.redis_url, settings.stream_prefix)
+        publisher.metric(tenant, service, metric, value, labels)
+        try:
+            if await publisher.flush() != 1:
+                raise VigilError(f"could not publish to {settings.redis_url}")
+        except RedisError as exc:
+            raise VigilError(f"could not publish to {settings.redis_url}: {exc}") from exc
+        finally:
+            await publisher.redis.aclose()
+
+    asyncio.run(send())
+    typer.echo(f"published {metric}={value:g} for {tenant}/{service}")
 
 
 def _register_services() -> None:

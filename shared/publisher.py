@@ -1,0 +1,121 @@
+"""Put events onto Vigil's streams from any Python service.
+
+``Publisher`` buffers messages locally (bounded) and writes them in pipelined
+``XADD`` batches from a background task, so instrumented code never waits on
+Redis and a Redis outage delays events instead of losing them (until the buffer
+is full: then the oldest are dropped and counted in ``dropped``).
+
+    async with Publisher.connect("redis://127.0.0.1:6379/0") as vigil:
+        vigil.metric("acme", "checkout", "orders_per_hour", 42.0, {"region": "eu"})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import deque
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from schemas import Message, MetricSample
+from shared.streams import StreamNames, encode
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str = "vigil",
+        *,
+        max_buffer: int = 100_000,
+        flush_every: float = 0.05,
+        batch: int = 500,
+    ) -> None:
+        self.redis, self.names = redis, StreamNames(prefix)
+        self.max_buffer, self.flush_every, self.batch = max_buffer, flush_every, batch
+        self.buffer: deque[tuple[str, Message]] = deque()
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+        self._owns_redis = False
+
+    @classmethod
+    def connect(cls, redis_url: str, prefix: str = "vigil", **options: float) -> Publisher:
+        publisher = cls(Redis.from_url(redis_url), prefix, **options)  # type: ignore[arg-type]
+        publisher._owns_redis = True
+        return publisher
+
+    def publish(self, stream: str, message: Message) -> None:
+        """Queue one message; safe to call from any thread and from sync code."""
+        self.buffer.append((stream, message))
+        if len(self.buffer) > self.max_buffer:
+            self.buffer.popleft()
+            self.dropped += 1
+
+    def metric(
+        self,
+        tenant: str,
+        service: str,
+        metric: str,
+        value: float,
+        labels: dict[str, str] | None = None,
+        observed_at: datetime | None = None,
+    ) -> None:
+        self.publish(
+            self.names.metrics,
+            MetricSample(
+                tenant=tenant,
+                service=service,
+                metric=metric,
+                value=float(value),
+                labels=labels or {},
+                observed_at=observed_at or datetime.now(UTC),
+            ),
+        )
+
+    async def flush(self) -> int:
+        """Write what is buffered, a batch at a time; keep it on failure. Returns the count."""
+        sent = 0
+        while self.buffer:
+            batch = list(itertools.islice(self.buffer, self.batch))
+            # MULTI: a batch lands whole or not at all, so a retry never duplicates.
+            pipe = self.redis.pipeline(transaction=True)
+            for stream, message in batch:
+                pipe.xadd(stream, encode(message))
+            try:
+                await pipe.execute()
+            except RedisError as exc:
+                log.warning("publishing %d events failed (%s); will retry", len(batch), exc)
+                return sent
+            for _ in batch:
+                self.buffer.popleft()
+            sent += len(batch)
+        return sent
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self.flush()
+            await asyncio.sleep(self.flush_every)
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._flush_forever())
+        return self
+
+    async def __aexit__(
+        self,
+        *_: type[BaseException] | BaseException | TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+        if self._owns_redis:
+            await self.redis.aclose()
