@@ -30,9 +30,10 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/vigil schema export --check
 
-# Benchmarks print figures; BENCH_ARGS=--quick for a CI smoke run.
+# Benchmarks print figures and write docs/performance.md; BENCH_ARGS=--quick for a CI
+# smoke run (checks that they run, not their speed; writes nothing).
 bench: install servers
-	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench $(if $(findstring --quick,$(BENCH_ARGS)),,--write docs/performance.md) $(BENCH_ARGS)
 
 format: install
 	$(BIN)/ruff check --fix .

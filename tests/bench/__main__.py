@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import pkgutil
 import platform
 import shutil
+import subprocess
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -44,6 +47,7 @@ async def _run(env: BenchEnv, modules: list[str]) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke)")
+    parser.add_argument("--write", metavar="FILE", help="also write the table to FILE (markdown)")
     parser.add_argument("only", nargs="*", help="run only benchmarks whose name contains this")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
@@ -56,16 +60,27 @@ def main() -> None:
             upgrade(pg.url)
             with psycopg.connect(pg.url) as conn:
                 version = conn.execute("show server_version").fetchone()
+            redis_version = (
+                subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
+                .stdout.split()[2]
+                .removeprefix("v=")
+            )
             env = BenchEnv(redis.url, pg.url, args.quick)
             rows = asyncio.run(_run(env, _modules(args.only)))
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print()
-    print(
-        f"machine: {platform.machine()}, Python {platform.python_version()}, "
-        f"PostgreSQL {version[0] if version else '?'}, quick={args.quick}"
+    machine = (
+        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"PostgreSQL {version[0] if version else '?'}, Redis {redis_version}"
     )
-    print(_table(rows))
+    table = _table(rows)
+    print(f"\n{machine}\n{table}")
+    if args.write:
+        Path(args.write).write_text(
+            f"# Performance\n\nWritten by `make bench` on {date.today()}: {machine}.\n"
+            "Figures move by up to ±40 % between runs on these shared machines.\n\n"
+            f"{table}\n"
+        )
 
 
 if __name__ == "__main__":
