@@ -7,7 +7,6 @@ as ``error: …`` and exits with status 2.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -34,6 +33,7 @@ def run_cmd(
     role: Annotated[str, typer.Argument(help="probe, evaluator, notifier, archiver or all")],
 ) -> None:
     """Run one service (or all of them) with the config named by VIGIL_CONFIG."""
+    from shared import logs
     from shared.config import load_config
     from shared.runner import ROLES, run
     from shared.settings import Settings
@@ -42,6 +42,7 @@ def run_cmd(
     if not set(roles) <= set(ROLES):
         raise VigilError(f"unknown service {role!r}; one of {', '.join(ROLES)}, all")
     settings = Settings.from_env()
+    logs.configure(settings.log_format, service=role)
     if settings.config_path is None:
         raise VigilError("VIGIL_CONFIG is not set: it names the YAML configuration")
     config = load_config(settings.config_path)
@@ -149,13 +150,9 @@ _register_services()
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    for noisy in ("vigil.broker", "httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from shared import logs
+
+    logs.configure("console", service="vigil")
     try:
         app()
     except VigilError as exc:

@@ -13,6 +13,7 @@ being acknowledged, goes to the dead-letter stream with the reason.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic
@@ -23,6 +24,7 @@ from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from shared import metrics
 from shared.settings import Settings
 from shared.streams import Codec, M, Rejected, StreamNames, deadletter_fields
 
@@ -67,19 +69,29 @@ class BatchProcessor(Generic[M]):
         self, ids: list[bytes], entries: list[dict[bytes, bytes]], reclaimed: bool = False
     ) -> None:
         c = self.consumer
+        started = time.perf_counter()
         good, bad = c.codec.decode(ids, entries)
-        if reclaimed and good:
-            good, poison = await self._split_poison(good, dict(zip(ids, entries, strict=True)))
-            bad += poison
-        pipe = self.redis.pipeline(transaction=True)
-        after = await c.handle(good, pipe) if good else None
-        for rejected in bad:
-            log.warning("dead-lettered %s %s: %s", c.stream, rejected.entry_id, rejected.reason)
-            pipe.xadd(self.names.deadletter, deadletter_fields(c.stream, c.group, rejected))
-        pipe.xack(c.stream, c.group, *ids)
-        await pipe.execute()
+        try:
+            if reclaimed and good:
+                good, poison = await self._split_poison(good, dict(zip(ids, entries, strict=True)))
+                bad += poison
+            pipe = self.redis.pipeline(transaction=True)
+            after = await c.handle(good, pipe) if good else None
+            for rejected in bad:
+                log.warning("dead-lettered %s %s: %s", c.stream, rejected.entry_id, rejected.reason)
+                pipe.xadd(self.names.deadletter, deadletter_fields(c.stream, c.group, rejected))
+            pipe.xack(c.stream, c.group, *ids)
+            await pipe.execute()
+        except Exception as exc:
+            metrics.HANDLER_ERRORS.labels(c.stream, c.group, type(exc).__name__).inc()
+            raise
         if after is not None:
             after()
+        metrics.CONSUMED.labels(c.stream, c.group).inc(len(ids))
+        metrics.BATCH_SIZE.labels(c.stream, c.group).observe(len(ids))
+        metrics.HANDLER_SECONDS.labels(c.stream, c.group).observe(time.perf_counter() - started)
+        for rejected in bad:
+            metrics.DEAD_LETTERS.labels(c.stream, c.group, rejected.kind).inc()
 
     async def _split_poison(
         self, good: list[tuple[bytes, M]], fields: dict[bytes, dict[bytes, bytes]]
@@ -92,7 +104,10 @@ class BatchProcessor(Generic[M]):
         keep = [g for g in good if times.get(g[0], 1) <= self.max_deliveries]
         poison = [
             Rejected(
-                entry_id, fields[entry_id], f"not acknowledged after {times[entry_id]} deliveries"
+                entry_id,
+                fields[entry_id],
+                f"not acknowledged after {times[entry_id]} deliveries",
+                kind="poison",
             )
             for entry_id, _ in good
             if times.get(entry_id, 1) > self.max_deliveries

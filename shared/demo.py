@@ -117,6 +117,7 @@ def main() -> None:
             "VIGIL_DEMO_POSTGRES_HOST": pg_url.hostname or "127.0.0.1",
             "VIGIL_DEMO_POSTGRES_PORT": str(pg_url.port or 5432),
         }
+        env.setdefault("VIGIL_OPS_PORT", str(free_port()))
         settings = Settings.from_env(env)
         config = load_config(settings.config_path or DEMO_CONFIG, env)
         upgrade(settings.database_url)
@@ -127,6 +128,7 @@ Vigil demo: {len(config.checks)} checks, {len(config.rules)} rules.
 {target.healthy_for + target.failing_for:.0f}s.
   Expect a FIRING alert, then a RESOLVED one, within a minute.
   History: psql {settings.database_url} -c 'select * from alert_events'
+  Vigil's own metrics: http://127.0.0.1:{settings.ops_port}/metrics (and /readyz, /livez)
   Press Ctrl-C to stop everything.
 """,
             flush=True,

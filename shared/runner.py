@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import httpx
+import psycopg
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.archiver.service import Archiver
 from services.evaluator.service import Evaluator
@@ -18,15 +20,18 @@ from services.notifier.channels import SendContext
 from services.notifier.service import Notifier
 from services.probe.monitors import ProbeContext
 from services.probe.service import Probe
+from shared import metrics
 from shared.config import Config
 from shared.consumer import Consumer, attach
 from shared.errors import SettingsError
+from shared.ops import OpsServer, ReadinessCheck
 from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group
 
 log = logging.getLogger(__name__)
 ROLES = ("probe", "evaluator", "notifier", "archiver")
 BROKER_LOGGER = "vigil.broker"
+LAG_SAMPLE_S = 5.0
 
 
 async def run(
@@ -62,6 +67,12 @@ async def run(
         for consumer in consumers:
             await ensure_group(redis, consumer.stream, consumer.group)
             attach(broker, redis, settings, names, consumer)
+        if consumers:
+            loops.append(lambda: sample_lag(redis, consumers))
+        if settings.ops_port is not None:
+            checks = readiness_checks(redis, broker, settings if "archiver" in roles else None)
+            ops = OpsServer(checks, settings.ops_host, settings.ops_port)
+            loops.append(ops.serve)
         log.info("running %s", ", ".join(sorted(roles)))
         try:
             if consumers:
@@ -72,6 +83,49 @@ async def run(
             for close in closers:
                 await close()
             await redis.aclose()
+
+
+def readiness_checks(
+    redis: Redis, broker: RedisBroker, with_database: Settings | None
+) -> dict[str, ReadinessCheck]:
+    async def redis_ok() -> None:
+        await redis.ping()
+
+    async def consumers_ok() -> None:
+        if not all(sub.running for sub in broker.subscribers):
+            raise RuntimeError("a stream subscriber is not running")
+
+    checks: dict[str, ReadinessCheck] = {"redis": redis_ok, "consumers": consumers_ok}
+    if with_database is not None:
+        url = with_database.database_url
+
+        async def postgres_ok() -> None:
+            async with await psycopg.AsyncConnection.connect(url, connect_timeout=2) as conn:
+                await conn.execute("SELECT 1")
+
+        checks["postgres"] = postgres_ok
+    return checks
+
+
+async def sample_lag(
+    redis: Redis, consumers: list[Consumer[Any]], every_s: float = LAG_SAMPLE_S
+) -> None:
+    """Keep the lag, pending and length gauges current for the streams this process reads."""
+    while True:
+        for stream in {c.stream for c in consumers}:
+            try:
+                groups = await redis.xinfo_groups(stream)
+                length = await redis.xlen(stream)
+            except RedisError as exc:
+                log.debug("lag sample of %s failed: %s", stream, exc)
+                continue
+            metrics.STREAM_LENGTH.labels(stream).set(length)
+            for group in groups:
+                name = group["name"].decode() if isinstance(group["name"], bytes) else group["name"]
+                metrics.CONSUMER_PENDING.labels(stream, name).set(group["pending"])
+                if group.get("lag") is not None:
+                    metrics.CONSUMER_LAG.labels(stream, name).set(group["lag"])
+        await asyncio.sleep(every_s)
 
 
 async def _until_stopped(stop: asyncio.Event, loops: list[Callable[[], Awaitable[None]]]) -> None:

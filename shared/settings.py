@@ -23,6 +23,17 @@ def env_value(env: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def _port(value: str) -> int | None:
+    """A TCP port; ``off`` disables, ``0`` takes any free port."""
+    return None if value == "off" else int(value)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Connection URLs and tunables; secrets never live in the YAML config."""
@@ -37,6 +48,9 @@ class Settings:
     reclaim_idle_ms: int = 60_000
     max_deliveries: int = 5
     retention_days: int = 30
+    ops_host: str = "127.0.0.1"
+    ops_port: int | None = 9464  # /livez, /readyz, /metrics; None: not served
+    log_format: str = "console"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +68,11 @@ class Settings:
                 reclaim_idle_ms=int(env.get("VIGIL_RECLAIM_IDLE_MS", "60000")),
                 max_deliveries=int(env.get("VIGIL_MAX_DELIVERIES", "5")),
                 retention_days=int(env.get("VIGIL_RETENTION_DAYS", "30")),
+                ops_host=env.get("VIGIL_OPS_HOST", "127.0.0.1"),
+                ops_port=_port(env.get("VIGIL_OPS_PORT", "9464")),
+                log_format=_choice(
+                    "VIGIL_LOG_FORMAT", env.get("VIGIL_LOG_FORMAT", "console"), ("console", "json")
+                ),
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc

@@ -70,6 +70,7 @@ class Rejected:
     entry_id: bytes
     fields: dict[bytes, bytes]
     reason: str
+    kind: str = "undecodable"  # undecodable | poison | undeliverable: the metric label
 
 
 class Codec(Generic[M]):

@@ -112,6 +112,7 @@ def settings(redis_server_url: str, stream_prefix: str) -> Settings:
         reclaim_idle_ms=500,
         max_deliveries=3,
         consumer_name=f"c-{uuid.uuid4().hex[:6]}",
+        ops_port=None,
     )
 
 

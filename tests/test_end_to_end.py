@@ -143,6 +143,7 @@ async def test_each_service_runs_alone_as_its_own_process(
             "VIGIL_REDIS_URL": redis_server_url,
             "VIGIL_DATABASE_URL": database_url,
             "VIGIL_STREAM_PREFIX": stream_prefix,
+            "VIGIL_OPS_PORT": "0",
             "TARGET_URL": target.url,
             "RECEIVER_URL": receiver.url,
         }

@@ -1,0 +1,54 @@
+"""Vigil's own Prometheus metrics, served on ``/metrics`` by ``shared/ops.py``."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+_STREAM = ["stream", "group"]
+
+CONSUMED = Counter(
+    "vigil_events_consumed_total",
+    "Stream entries handled, by stream and group",
+    _STREAM,
+    registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "vigil_batch_size",
+    "Entries per consumed batch",
+    _STREAM,
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
+    registry=REGISTRY,
+)
+HANDLER_SECONDS = Histogram(
+    "vigil_batch_seconds", "Time to handle and acknowledge one batch", _STREAM, registry=REGISTRY
+)
+HANDLER_ERRORS = Counter(
+    "vigil_batch_errors_total",
+    "Batches whose handling failed (left pending for a retry)",
+    [*_STREAM, "error"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "vigil_dead_letters_total",
+    "Entries moved to the dead-letter stream",
+    [*_STREAM, "kind"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "vigil_consumer_lag", "Entries not yet delivered to the group", _STREAM, registry=REGISTRY
+)
+CONSUMER_PENDING = Gauge(
+    "vigil_consumer_pending", "Entries delivered but not acknowledged", _STREAM, registry=REGISTRY
+)
+STREAM_LENGTH = Gauge("vigil_stream_length", "Entries in a stream", ["stream"], registry=REGISTRY)
