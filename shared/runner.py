@@ -58,7 +58,10 @@ async def run(
             loops.append(archiver.prune_forever)
             closers.append(archiver.close)
         if "probe" in roles:
-            loops.append(Probe(config, redis, names, ProbeContext(http)).run)
+            probe_ctx = ProbeContext(redis, names)
+            ping = ("0.0.0.0", settings.ping_port) if settings.ping_port is not None else None
+            loops.append(Probe(config, redis, names, probe_ctx, ping).run)
+            closers.append(probe_ctx.aclose)
         for consumer in consumers:
             await ensure_group(redis, consumer.stream, consumer.group)
             attach(broker, redis, settings, names, consumer)

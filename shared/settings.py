@@ -37,6 +37,7 @@ class Settings:
     reclaim_idle_ms: int = 60_000
     max_deliveries: int = 5
     retention_days: int = 30
+    ping_port: int | None = None  # the probe's heartbeat endpoint; None: not served
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +55,7 @@ class Settings:
                 reclaim_idle_ms=int(env.get("VIGIL_RECLAIM_IDLE_MS", "60000")),
                 max_deliveries=int(env.get("VIGIL_MAX_DELIVERIES", "5")),
                 retention_days=int(env.get("VIGIL_RETENTION_DAYS", "30")),
+                ping_port=int(env["VIGIL_PING_PORT"]) if env.get("VIGIL_PING_PORT") else None,
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc

@@ -7,7 +7,6 @@ import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
@@ -24,10 +23,11 @@ from shared.streams import StreamNames
 from tests.support.http import HttpStub
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def ctx() -> AsyncIterator[ProbeContext]:
-    async with httpx.AsyncClient() as client:
-        yield ProbeContext(client)
+@pytest_asyncio.fixture
+async def ctx(redis: Redis, names: StreamNames) -> AsyncIterator[ProbeContext]:
+    context = ProbeContext(redis, names)
+    yield context
+    await context.aclose()
 
 
 def http(url: str, **kw: object) -> HttpCheck:
@@ -118,7 +118,8 @@ async def test_a_dead_workers_checks_are_taken_over(redis: Redis, names: StreamN
     await dead.register({"t/a": 1.0, "t/b": 1.0}, now_ms=0)
     assert sorted(await dead.claim(now_ms=1000)) == ["t/a", "t/b"]
     # The dead worker never claims again; the next due runs go to the live one.
-    assert await alive.claim(now_ms=1500) == []
+    # First runs are jittered into [0, 1 s), so the next ones fall in [1 s, 2 s).
+    assert await alive.claim(now_ms=999) == []
     assert sorted(await alive.claim(now_ms=2000)) == ["t/a", "t/b"]
 
 
