@@ -70,7 +70,7 @@ def scrub(details: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
     if not secrets:
         return details
     text = msgspec.json.encode(details).decode()
-    if not any(s in text for s in secrets):
+    if not any(_escaped(s[:4]) in text for s in secrets):
         return details
     clean: dict[str, Any] = msgspec.json.decode(_mask(text, secrets))
     return clean
@@ -78,8 +78,15 @@ def scrub(details: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
 
 def _mask(text: str, secrets: list[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(msgspec.json.encode(secret).decode()[1:-1], "***")
+        text = text.replace(_escaped(secret), "***")
+        # A detail cut to length may end in the first part of a secret: mask that too.
+        for cut in range(len(secret) - 1, 3, -1):
+            text = text.replace(_escaped(secret[:cut]) + '"', '***"')
     return text
+
+
+def _escaped(text: str) -> str:
+    return msgspec.json.encode(text).decode()[1:-1]
 
 
 class Probe:

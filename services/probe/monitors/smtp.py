@@ -40,7 +40,7 @@ class SmtpMonitor:
                 return Outcome("unhealthy", {"error": f"EHLO answered {code}: {text[:200]}"})
             writer.write(b"QUIT\r\n")
             await writer.drain()
-        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             return failed("unhealthy", exc, "bad SMTP dialogue")
         finally:
             writer.close()
@@ -54,7 +54,7 @@ async def _reply(reader: asyncio.StreamReader) -> tuple[int, str]:
     """One (possibly multi-line) SMTP reply: its code and text; ValueError if garbled."""
     lines = []
     for _ in range(MAX_LINES):
-        raw = await reader.readuntil(b"\n")  # LimitOverrunError (a ValueError) if too long
+        raw = await reader.readuntil(b"\n")  # LimitOverrunError if too long
         line = raw.decode(errors="replace").rstrip("\r\n")
         if len(line) < 3 or not line[:3].isdigit():
             raise ValueError(f"not an SMTP reply: {line[:80]!r}")
