@@ -23,6 +23,7 @@ from services.probe.schedule import Schedule
 from services.probe.service import Probe, run_check, scrub
 from shared.config import Config, Tenant, parse_config
 from shared.configbase import Seconds
+from shared.errors import ConfigError
 from shared.localservers import free_port
 from shared.streams import Codec, StreamNames
 from tests.support.asgi import Reply, Routes, serve
@@ -238,3 +239,35 @@ def test_vigil_monitors_lists_every_type() -> None:
 )
 def test_scrub(details: dict[str, Any], clean: dict[str, Any]) -> None:
     assert scrub(details, ["abcdef123"]) == clean
+
+
+@pytest.mark.parametrize(
+    "check, field, reason",
+    [
+        ("{name: a, type: gopher, tenant: t, service: s}", "checks[0].type", "gopher"),
+        (
+            "{name: a, type: redis, tenant: t, service: s, url: 'redis://:${NOPE}@x'}",
+            "checks[0].url",
+            "NOPE",
+        ),
+        (
+            "{name: a, type: dns, tenant: t, service: s, query: x, nameserver: 1.1.1.1, "
+            "record: AAAB}",
+            "checks[0].record",
+            "unknown record type",
+        ),
+        (
+            "{name: a, type: websocket, tenant: t, service: s, url: 'http://x'}",
+            "checks[0].url",
+            "ws://",
+        ),
+        ("{name: a, type: heartbeat, tenant: t, service: s}", "checks[0].period", "missing"),
+    ],
+)
+def test_bad_checks_are_refused_at_start_naming_the_field(
+    check: str, field: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"tenants: [{{id: t}}]\nchecks:\n  - {check}\n", "vigil.yaml", {})
+    assert caught.value.field == field and reason in caught.value.reason
+    assert caught.value.line == 3
