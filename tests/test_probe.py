@@ -271,3 +271,18 @@ def test_bad_checks_are_refused_at_start_naming_the_field(
         parse_config(f"tenants: [{{id: t}}]\nchecks:\n  - {check}\n", "vigil.yaml", {})
     assert caught.value.field == field and reason in caught.value.reason
     assert caught.value.line == 3
+
+
+async def test_a_late_run_moves_the_phase_instead_of_a_catch_up_run(
+    redis: Redis, names: StreamNames
+) -> None:
+    schedule = Schedule(redis, names)
+    await schedule.register({"t/a": 1.0}, now_ms=0)
+    first_due = await schedule.next_due_ms()
+    assert first_due is not None
+    # Claimed 600 ms late: the next run is a full interval later, not 400 ms later.
+    assert await schedule.claim(now_ms=first_due + 600) == ["t/a"]
+    assert await schedule.next_due_ms() == first_due + 1600
+    # Claimed 100 ms late: the phase is kept.
+    assert await schedule.claim(now_ms=first_due + 1700) == ["t/a"]
+    assert await schedule.next_due_ms() == first_due + 2600
