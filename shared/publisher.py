@@ -44,6 +44,7 @@ class Publisher:
         self.buffer: deque[tuple[str, Message]] = deque()
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._owns_redis = False
 
     @classmethod
@@ -99,23 +100,25 @@ class Publisher:
             sent += len(batch)
         return sent
 
-    async def _flush_forever(self) -> None:
-        while True:
+    async def _flush_until_closed(self) -> None:
+        while not self._closing.is_set():
             await self.flush()
-            await asyncio.sleep(self.flush_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.flush_every)
 
     async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._flush_forever())
+        self._task = asyncio.create_task(self._flush_until_closed())
         return self
 
     async def __aexit__(
         self,
         *_: type[BaseException] | BaseException | TracebackType | None,
     ) -> None:
+        # Let a flush under way finish rather than cancel it between XADD and bookkeeping,
+        # which would publish its batch twice.
+        self._closing.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         await self.flush()
         if self._owns_redis:
             await self.redis.aclose()

@@ -19,6 +19,7 @@ from services.evaluator.service import Evaluator
 from services.notifier.channels import SendContext
 from services.notifier.service import Notifier
 from services.probe.monitors import ProbeContext
+from services.probe.monitors.base import HttpClients
 from services.probe.service import Probe
 from shared import metrics
 from shared.config import Config
@@ -63,7 +64,12 @@ async def run(
             loops.append(archiver.prune_forever)
             closers.append(archiver.close)
         if "probe" in roles:
-            loops.append(Probe(config, redis, names, ProbeContext(http)).run)
+            # The user agent names the worker, so a target can tell which one called.
+            agent = HttpClients(user_agent=f"vigil-probe ({settings.consumer_name})")
+            probe_ctx = ProbeContext(redis, names, agent)
+            ping = ("0.0.0.0", settings.ping_port) if settings.ping_port is not None else None
+            loops.append(Probe(config, redis, names, probe_ctx, ping).run)
+            closers.append(probe_ctx.aclose)
         for consumer in consumers:
             await ensure_group(redis, consumer.stream, consumer.group)
             attach(broker, redis, settings, names, consumer)

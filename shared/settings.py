@@ -51,6 +51,7 @@ class Settings:
     ops_host: str = "127.0.0.1"
     ops_port: int | None = 9464  # /livez, /readyz, /metrics; None: not served
     log_format: str = "console"
+    ping_port: int | None = None  # the probe's heartbeat endpoint; None: not served
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +74,7 @@ class Settings:
                 log_format=_choice(
                     "VIGIL_LOG_FORMAT", env.get("VIGIL_LOG_FORMAT", "console"), ("console", "json")
                 ),
+                ping_port=int(env["VIGIL_PING_PORT"]) if env.get("VIGIL_PING_PORT") else None,
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc

@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
-import httpx
+import msgspec
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from services.probe.monitors import ProbeContext
+from schemas import CheckResult, MetricSample
+from services.probe.monitors import MONITORS, ProbeContext
 from services.probe.monitors.http import HttpCheck
 from services.probe.monitors.tcp import TcpCheck
 from services.probe.schedule import Schedule
-from services.probe.service import Probe, run_check
-from shared.config import Config, Tenant
+from services.probe.service import Probe, run_check, scrub
+from shared.config import Config, Tenant, parse_config
 from shared.configbase import Seconds
+from shared.errors import ConfigError
 from shared.localservers import free_port
-from shared.streams import StreamNames
+from shared.streams import Codec, StreamNames
+from tests.support.asgi import Reply, Routes, serve
 from tests.support.http import HttpStub
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def ctx() -> AsyncIterator[ProbeContext]:
-    async with httpx.AsyncClient() as client:
-        yield ProbeContext(client)
+@pytest_asyncio.fixture
+async def ctx(redis: Redis, names: StreamNames) -> AsyncIterator[ProbeContext]:
+    context = ProbeContext(redis, names)
+    yield context
+    await context.aclose()
 
 
 def http(url: str, **kw: object) -> HttpCheck:
@@ -118,7 +125,8 @@ async def test_a_dead_workers_checks_are_taken_over(redis: Redis, names: StreamN
     await dead.register({"t/a": 1.0, "t/b": 1.0}, now_ms=0)
     assert sorted(await dead.claim(now_ms=1000)) == ["t/a", "t/b"]
     # The dead worker never claims again; the next due runs go to the live one.
-    assert await alive.claim(now_ms=1500) == []
+    # First runs are jittered into [0, 1 s), so the next ones fall in [1 s, 2 s).
+    assert await alive.claim(now_ms=999) == []
     assert sorted(await alive.claim(now_ms=2000)) == ["t/a", "t/b"]
 
 
@@ -136,3 +144,145 @@ async def test_results_are_buffered_while_redis_is_down(
     probe.redis = redis
     assert await probe.flush() == 2 and not probe.buffer
     assert await redis.xlen(names.results) == 2
+
+
+async def test_results_samples_and_the_latest_cache_go_out_in_one_flush(
+    ctx: ProbeContext, redis: Redis, names: StreamNames
+) -> None:
+    exposition = b"# TYPE up gauge\nup 1\n# TYPE jobs counter\njobs_total 3\n"
+    async with serve(Routes({"/metrics": Reply(200, exposition), "/": Reply()})) as url:
+        config = parse_config(
+            "tenants: [{id: t}]\nchecks:\n"
+            f"  - {{name: web, type: http, tenant: t, service: s, tier: critical, url: '{url}/'}}\n"
+            f"  - {{name: m, type: prometheus, tenant: t, service: s, url: '{url}/metrics'}}\n",
+            "vigil.yaml",
+            {},
+        )
+        probe = Probe(config, redis, names, ctx)
+        for check in config.checks:
+            await probe._run_one(check)
+    assert await probe.flush() == 4 and not probe.buffer
+    results = Codec(CheckResult).decode(*_entries(await redis.xrange(names.results)))[0]
+    samples = Codec(MetricSample).decode(*_entries(await redis.xrange(names.metrics)))[0]
+    assert sorted(r.check for _, r in results) == ["m", "web"]
+    assert sorted((s.metric, s.value) for _, s in samples) == [("jobs_total", 3.0), ("up", 1.0)]
+    web = names.key("probe:latest:t/web")
+    cached = msgspec.json.decode(await redis.get(web), type=CheckResult)
+    assert cached.status == "healthy" and cached.tier == "critical"
+    assert 25 <= await redis.ttl(web) <= 30  # critical: 30 s
+    assert 110 <= await redis.ttl(names.key("probe:latest:t/m")) <= 120  # core: 120 s
+
+
+def _entries(
+    rows: list[tuple[bytes, dict[bytes, bytes]]],
+) -> tuple[list[bytes], list[dict[bytes, bytes]]]:
+    return [i for i, _ in rows], [f for _, f in rows]
+
+
+async def _echo_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with the request's credentials in the body: a server that leaks what it got."""
+    body = json.dumps({"got": dict(scope["headers"])[b"authorization"].decode()}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def test_credentials_are_never_published(
+    ctx: ProbeContext, redis: Redis, names: StreamNames, tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "token"
+    secret_file.write_text("s3cr3t-token-42\n")
+    async with serve(_echo_headers) as url:
+        doc = (
+            "tenants: [{id: t}]\nchecks:\n"
+            f"  - name: api\n    type: http\n    tenant: t\n    service: s\n    url: {url}/\n"
+            "    headers: {Authorization: 'Bearer ${API_TOKEN}'}\n"
+            "    conditions: ['[BODY] == pat(*maintenance*)']\n"
+            f"  - name: db\n    type: postgres\n    tenant: t\n    service: s\n"
+            f"    dsn: 'postgresql://u:${{DB_PASSWORD}}@127.0.0.1:{free_port()}/x'\n"
+        )
+        env = {"API_TOKEN_FILE": str(secret_file), "DB_PASSWORD": "pg-pass-99"}
+        config = parse_config(doc, "vigil.yaml", env)
+        probe = Probe(config, redis, names, ctx)
+        for check in config.checks:
+            await probe._run_one(check)
+    api = next(r for r in probe.buffer if isinstance(r, CheckResult) and r.check == "api")
+    assert api.status == "unhealthy" and '"got": "***"' in api.details["error"]
+    db = next(r for r in probe.buffer if isinstance(r, CheckResult) and r.check == "db")
+    assert db.status == "unhealthy"
+    await probe.flush()
+    published = b"".join(f[b"data"] for _, f in await redis.xrange(names.results))
+    cached = await redis.keys(names.key("probe:latest:*"))
+    assert len(cached) == 2
+    published += b"".join([await redis.get(k) or b"" for k in cached])
+    assert b"s3cr3t-token-42" not in published and b"pg-pass-99" not in published
+
+
+def test_vigil_monitors_lists_every_type() -> None:
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    output = CliRunner().invoke(app, ["monitors"]).output
+    lines = dict(line.split(None, 1) for line in output.strip().splitlines())
+    assert set(lines) == set(MONITORS) and len(lines) >= 14
+    assert all(len(description) > 10 for description in lines.values())
+
+
+@pytest.mark.parametrize(
+    "details, clean",
+    [
+        ({"error": "got Bearer abcdef123"}, {"error": "got Bearer ***"}),
+        ({"error": "cut at Bearer abcd"}, {"error": "cut at Bearer ***"}),  # truncated secret
+        ({"nested": ["x abcdef123 y"]}, {"nested": ["x *** y"]}),
+        ({"error": "nothing secret"}, {"error": "nothing secret"}),
+    ],
+)
+def test_scrub(details: dict[str, Any], clean: dict[str, Any]) -> None:
+    assert scrub(details, ["abcdef123"]) == clean
+
+
+@pytest.mark.parametrize(
+    "check, field, reason",
+    [
+        ("{name: a, type: gopher, tenant: t, service: s}", "checks[0].type", "gopher"),
+        (
+            "{name: a, type: redis, tenant: t, service: s, url: 'redis://:${NOPE}@x'}",
+            "checks[0].url",
+            "NOPE",
+        ),
+        (
+            "{name: a, type: dns, tenant: t, service: s, query: x, nameserver: 1.1.1.1, "
+            "record: AAAB}",
+            "checks[0].record",
+            "unknown record type",
+        ),
+        (
+            "{name: a, type: websocket, tenant: t, service: s, url: 'http://x'}",
+            "checks[0].url",
+            "ws://",
+        ),
+        ("{name: a, type: heartbeat, tenant: t, service: s}", "checks[0].period", "missing"),
+    ],
+)
+def test_bad_checks_are_refused_at_start_naming_the_field(
+    check: str, field: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"tenants: [{{id: t}}]\nchecks:\n  - {check}\n", "vigil.yaml", {})
+    assert caught.value.field == field and reason in caught.value.reason
+    assert caught.value.line == 3
+
+
+async def test_a_late_run_moves_the_phase_instead_of_a_catch_up_run(
+    redis: Redis, names: StreamNames
+) -> None:
+    schedule = Schedule(redis, names)
+    await schedule.register({"t/a": 1.0}, now_ms=0)
+    first_due = await schedule.next_due_ms()
+    assert first_due is not None
+    # Claimed 600 ms late: the next run is a full interval later, not 400 ms later.
+    assert await schedule.claim(now_ms=first_due + 600) == ["t/a"]
+    assert await schedule.next_due_ms() == first_due + 1600
+    # Claimed 100 ms late: the phase is kept.
+    assert await schedule.claim(now_ms=first_due + 1700) == ["t/a"]
+    assert await schedule.next_due_ms() == first_due + 2600

@@ -4,7 +4,9 @@ A sorted set scores each check by its next due time (ms); a hash holds each
 check's interval. One Lua script claims the due checks and re-scores them to
 their next due time atomically, so with any number of workers no check runs
 twice in an interval and none is skipped; a dead worker costs at most the runs
-it had claimed. No leader, no home-made protocol.
+it had claimed. A run claimed late (a worker was busy or starting) moves the
+check's phase instead of being followed by a catch-up run. No leader, no
+home-made protocol.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ for i = 1, #due, 2 do
   local member, score = due[i], tonumber(due[i + 1])
   local interval = tonumber(redis.call('HGET', KEYS[2], member))
   if interval then
+    -- Keep the phase; but a run more than a quarter interval late starts a new phase,
+    -- so two runs of a check are never much less than an interval apart.
     local next_due = score + interval
-    if next_due <= now then next_due = now + interval end
+    if next_due < now + interval * 0.75 then next_due = now + interval end
     redis.call('ZADD', KEYS[1], next_due, member)
     table.insert(claimed, member)
   else

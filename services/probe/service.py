@@ -1,7 +1,9 @@
 """Probe worker: claims due checks, runs them, publishes results in pipelined batches.
 
-Results wait in a bounded local buffer until Redis has taken them, so a Redis
-outage delays results instead of losing them (up to ``BUFFER_MAX`` results).
+Results (and the metric samples some checks produce) wait in a bounded local
+buffer until Redis has taken them, so a Redis outage delays them instead of
+losing them (up to ``BUFFER_MAX`` messages). Each result also refreshes the
+check's entry in the latest-result cache, in the same pipeline.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import logging
 import time
 from collections import deque
 from datetime import UTC, datetime
+from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from schemas import CheckResult
+from schemas import CheckResult, MetricSample
+from services.probe import cache, pings
 from services.probe.monitors import MONITORS, AnyCheck, Outcome, ProbeContext
+from services.probe.monitors.heartbeat import HeartbeatCheck
 from services.probe.schedule import Schedule
 from shared.config import Config
 from shared.streams import StreamNames, encode
@@ -25,38 +31,79 @@ log = logging.getLogger(__name__)
 BUFFER_MAX = 100_000
 FLUSH_EVERY_S = 0.05
 IDLE_WAIT_S = 0.5
+MAX_IN_FLIGHT = 2_000  # claim no more than this process can run; the rest is for others
+TIER_MAX_TIMEOUT_S = {"critical": 10.0}  # a critical check completes or times out in 10 s
 
 
-async def run_check(check: AnyCheck, ctx: ProbeContext) -> CheckResult:
+async def execute(check: AnyCheck, ctx: ProbeContext) -> tuple[CheckResult, list[MetricSample]]:
     """Run one check within its timeout; any failure is a result, never an exception."""
+    timeout = min(float(check.timeout), TIER_MAX_TIMEOUT_S.get(check.tier, float("inf")))
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(check.timeout):
+        async with asyncio.timeout(timeout):
             outcome = await MONITORS[check.kind].run(check, ctx)
     except TimeoutError:
-        outcome = Outcome("unhealthy", {"error": f"timed out after {check.timeout:g}s"})
+        outcome = Outcome("unhealthy", {"error": f"timed out after {timeout:g}s"})
     except Exception as exc:  # a monitor bug says "unknown", it does not kill the worker
         log.exception("check %s crashed", check.key)
         outcome = Outcome("unknown", {"error": f"{type(exc).__name__}: {exc}"[:500]})
-    return CheckResult(
+    result = CheckResult(
         tenant=check.tenant,
         service=check.service,
         check=check.name,
         tier=check.tier,
         status=outcome.status,
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        details=outcome.details,
+        details=scrub(outcome.details, check.secrets()),
         observed_at=datetime.now(UTC),
     )
+    return result, outcome.samples
+
+
+async def run_check(check: AnyCheck, ctx: ProbeContext) -> CheckResult:
+    return (await execute(check, ctx))[0]
+
+
+def scrub(details: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
+    """Details with every credential of the check masked: errors may quote URLs or headers."""
+    secrets = [s for s in secrets if len(s) >= 3]
+    if not secrets:
+        return details
+    text = msgspec.json.encode(details).decode()
+    if not any(_escaped(s[:4]) in text for s in secrets):
+        return details
+    clean: dict[str, Any] = msgspec.json.decode(_mask(text, secrets))
+    return clean
+
+
+def _mask(text: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(_escaped(secret), "***")
+        # A detail cut to length may end in the first part of a secret: mask that too.
+        for cut in range(len(secret) - 1, 3, -1):
+            text = text.replace(_escaped(secret[:cut]) + '"', '***"')
+    return text
+
+
+def _escaped(text: str) -> str:
+    return msgspec.json.encode(text).decode()[1:-1]
 
 
 class Probe:
-    def __init__(self, config: Config, redis: Redis, names: StreamNames, ctx: ProbeContext) -> None:
+    def __init__(
+        self,
+        config: Config,
+        redis: Redis,
+        names: StreamNames,
+        ctx: ProbeContext,
+        ping_address: tuple[str, int] | None = None,
+    ) -> None:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
         self.checks = {c.key: c for c in config.checks}
         self.schedule = Schedule(redis, names)
-        self.buffer: deque[CheckResult] = deque()
+        self.buffer: deque[CheckResult | MetricSample] = deque()
         self.dropped = 0
+        self.ping_address = ping_address
         self._running: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -66,11 +113,18 @@ class Probe:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._claim_forever())
             group.create_task(self._flush_forever())
+            if self.ping_address is not None:
+                heartbeats = [c for c in self.checks.values() if isinstance(c, HeartbeatCheck)]
+                app = pings.PingApp(heartbeats, self.redis, self.names)
+                group.create_task(pings.server(app, *self.ping_address).serve())
 
     async def _claim_forever(self) -> None:
         while True:
+            free = MAX_IN_FLIGHT - len(self._running)
             try:
-                for key in await self.schedule.claim(_now_ms()):
+                for key in (
+                    await self.schedule.claim(_now_ms(), limit=min(500, free)) if free else []
+                ):
                     if (check := self.checks.get(key)) is not None:
                         task = asyncio.create_task(self._run_one(check))
                         self._running.add(task)
@@ -83,33 +137,49 @@ class Probe:
             await asyncio.sleep(min(max(wait, 0.01), IDLE_WAIT_S))
 
     async def _run_one(self, check: AnyCheck) -> None:
-        self.buffer.append(await run_check(check, self.ctx))
-        if len(self.buffer) > BUFFER_MAX:
+        result, samples = await execute(check, self.ctx)
+        self.buffer.append(result)
+        self.buffer.extend(samples)
+        while len(self.buffer) > BUFFER_MAX:
             self.buffer.popleft()
             self.dropped += 1
-            log.error("result buffer full: dropped the oldest result (%d so far)", self.dropped)
+            log.error("result buffer full: dropped the oldest message (%d so far)", self.dropped)
 
     async def _flush_forever(self) -> None:
         while True:
             await self.flush()
             await asyncio.sleep(FLUSH_EVERY_S)
 
-    async def flush(self) -> int:
-        """Publish buffered results in one pipeline; on failure keep them for the next try."""
-        batch = list(self.buffer)
+    async def flush(self, limit: int = 5_000) -> int:
+        """Publish buffered messages in one pipeline; on failure keep them for the next try."""
+        batch = [self.buffer[i] for i in range(min(limit, len(self.buffer)))]
         if not batch:
             return 0
+        dropped_before = self.dropped
         pipe = self.redis.pipeline(transaction=False)
-        for result in batch:
-            pipe.xadd(self.names.results, encode(result))
+        for message in batch:
+            if isinstance(message, MetricSample):
+                pipe.xadd(self.names.metrics, encode(message))
+                continue
+            fields = encode(message)
+            pipe.xadd(self.names.results, fields)
+            pipe.set(self._latest_key(message), fields[b"data"], ex=self._ttl(message))
         try:
             await pipe.execute()
         except RedisError as exc:
-            log.warning("publishing %d results failed (%s); will retry", len(batch), exc)
+            log.warning("publishing %d messages failed (%s); will retry", len(batch), exc)
             return 0
-        for _ in batch:
+        # Messages dropped meanwhile (buffer full) were the oldest: part of this batch.
+        for _ in range(max(0, len(batch) - (self.dropped - dropped_before))):
             self.buffer.popleft()
         return len(batch)
+
+    def _latest_key(self, result: CheckResult) -> str:
+        return self.names.key(cache.latest_key_name(result.tenant, result.check))
+
+    def _ttl(self, result: CheckResult) -> int:
+        interval = self.config.tiers.get(result.tier)
+        return cache.ttl_for(result.tier, float(interval) if interval else 0.0)
 
 
 def _now_ms() -> int:
