@@ -47,9 +47,16 @@ async def run(
     closers: list[Callable[[], Awaitable[None]]] = []
     async with httpx.AsyncClient(follow_redirects=True) as http:
         if "evaluator" in roles:
-            evaluator = Evaluator(config, redis, names)
+            evaluator = Evaluator(
+                config,
+                redis,
+                names,
+                partition=settings.evaluator_partition,
+                partitions=settings.evaluator_partitions,
+            )
             await evaluator.load()
-            consumers.append(evaluator.consumer())
+            consumers += evaluator.consumers()
+            loops.append(evaluator.tick_forever)
         if "notifier" in roles:
             consumers.append(Notifier(config, redis, names, SendContext(http)).consumer())
         if "archiver" in roles:

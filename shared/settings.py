@@ -37,6 +37,8 @@ class Settings:
     reclaim_idle_ms: int = 60_000
     max_deliveries: int = 5
     retention_days: int = 30
+    evaluator_partition: int = 0  # this process's share of the tenants ...
+    evaluator_partitions: int = 1  # ... out of this many evaluator processes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +56,8 @@ class Settings:
                 reclaim_idle_ms=int(env.get("VIGIL_RECLAIM_IDLE_MS", "60000")),
                 max_deliveries=int(env.get("VIGIL_MAX_DELIVERIES", "5")),
                 retention_days=int(env.get("VIGIL_RETENTION_DAYS", "30")),
+                evaluator_partition=int(env.get("VIGIL_EVALUATOR_PARTITION", "0")),
+                evaluator_partitions=int(env.get("VIGIL_EVALUATOR_PARTITIONS", "1")),
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc
