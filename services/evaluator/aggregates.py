@@ -34,6 +34,8 @@ def aggregate(kind: Aggregate, samples: Sequence[Sample]) -> float | None:
     """The aggregate of the samples, or None when there is nothing to aggregate."""
     if kind == "count":
         return float(len(samples))
+    if kind == "sum" and not samples:
+        return 0.0  # nothing happened in the window: zero errors, zero bookings
     if not samples:
         return None
     if kind == "last":

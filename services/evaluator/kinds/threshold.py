@@ -4,6 +4,8 @@ The value is the ``aggregate`` of ``source`` over the last ``window`` (``last`` 
 default); with ``ratio_of`` it is that aggregate divided by the same aggregate of a
 second series (5xx responses / all responses). ``op: below`` is an inverse threshold.
 Memory per series is bounded by ``max_samples``: beyond it the oldest samples go.
+``last`` keeps the latest value however old (a gauge holds until it changes; use an
+``absence`` rule for staleness).
 """
 
 from __future__ import annotations
@@ -88,16 +90,20 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
             samples.append((obs.at, obs.value))
         else:
             insort(samples, (obs.at, obs.value))  # late arrival: keep the window in order
-        cap = 1 if self.aggregate == "last" else self.max_samples
-        prune(samples, obs.at - self.window, cap)
+        self._prune(samples, obs.at)
+
+    def _prune(self, samples: list[tuple[float, float]], now: float) -> None:
+        if self.aggregate == "last":
+            prune(samples, -math.inf, 1)
+        else:
+            prune(samples, now - self.window, self.max_samples)
 
     def value(self, state: SeriesState, now: float) -> float | None:
-        cap = 1 if self.aggregate == "last" else self.max_samples
-        prune(state.samples, now - self.window, cap)
+        self._prune(state.samples, now)
         value = aggregate(self.aggregate, state.samples)
         if value is None or self.ratio_of is None:
             return value
-        prune(state.den, now - self.window, cap)
+        self._prune(state.den, now)
         total = aggregate(self.aggregate, state.den)
         return None if not total else value / total
 
