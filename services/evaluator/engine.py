@@ -30,6 +30,8 @@ SEP = "\x1f"
 
 
 def series_key(rule: str, tenant: str, service: str, labels: Mapping[str, str]) -> str:
+    if not labels:  # the common case, kept cheap
+        return f"{rule}{SEP}{tenant}{SEP}{service}"
     parts = [rule, tenant, service, *(f"{k}={v}" for k, v in sorted(labels.items()))]
     return SEP.join(parts)
 
@@ -96,7 +98,9 @@ class Engine:
     def _evaluate(
         self, rule: AnyRule, key: str, state: SeriesState, now: float
     ) -> AlertEvent | None:
-        threshold = self.overrides.get((state.tenant, rule.name), rule.threshold)
+        threshold = rule.threshold
+        if self.overrides:
+            threshold = self.overrides.get((state.tenant, rule.name), threshold)
         verdict = rule.verdict(state, now, threshold)
         kind = advance(rule, state, verdict, now)
         if kind is None or verdict is None:

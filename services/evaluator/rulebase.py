@@ -7,6 +7,7 @@ same way for every type.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Annotated, Protocol
@@ -62,18 +63,22 @@ class RuleOptions(ConfigStruct, frozen=True, kw_only=True):
     title: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per observation, frozen costs
 class Verdict:
     """A rule's condition at one moment: holds or not, with what it measured."""
 
     active: bool
     value: float
     threshold: float
-    message: str
+    text: str | Callable[[Verdict], str]  # a callable is only called when a human reads it
     excess: float = 0.0  # how far past the threshold, relative (0.5 = 50 % over)
 
+    @property
+    def message(self) -> str:
+        return self.text if isinstance(self.text, str) else self.text(self)
 
-class SeriesState(msgspec.Struct, kw_only=True):
+
+class SeriesState(msgspec.Struct, kw_only=True, array_like=True, omit_defaults=True):
     """Everything one rule remembers about one series; mutated in place by the engine."""
 
     rule: str

@@ -23,6 +23,7 @@ from shared.configbase import Seconds
 
 Op = Literal["above", "below", "eq", "ne"]
 _WORDS = {"above": "exceeded by", "below": "below by"}
+_NO_LABELS: dict[str, str] = {}
 
 
 def number(x: float) -> str:
@@ -79,6 +80,8 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
         return frozenset({self.source} | ({self.ratio_of} if self.ratio_of else set()))
 
     def series_labels(self, obs: Observation) -> dict[str, str]:
+        if not self.by and "check" not in obs.labels:
+            return _NO_LABELS  # shared, never mutated
         labels = {k: obs.labels.get(k, "") for k in self.by}
         if "check" in obs.labels:
             labels["check"] = obs.labels["check"]
@@ -90,12 +93,15 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
             samples.append((obs.at, obs.value))
         else:
             insort(samples, (obs.at, obs.value))  # late arrival: keep the window in order
-        self._prune(samples, obs.at)
+        if len(samples) > self.max_samples:
+            del samples[0]
 
     def _prune(self, samples: list[tuple[float, float]], now: float) -> None:
+        # The cheap tests first: this runs once or twice per observation.
         if self.aggregate == "last":
-            prune(samples, -math.inf, 1)
-        else:
+            if len(samples) > 1:
+                del samples[:-1]
+        elif samples and (samples[0][0] <= now - self.window or len(samples) > self.max_samples):
             prune(samples, now - self.window, self.max_samples)
 
     def value(self, state: SeriesState, now: float) -> float | None:
@@ -112,13 +118,15 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
         if value is None or not math.isfinite(value):
             return None  # no data in the window: the alert keeps its state
         active = holds(self.op, value, threshold)
-        over = excess(self.op, value, threshold)
+        return Verdict(active, value, threshold, self.describe, excess(self.op, value, threshold))
+
+    def describe(self, verdict: Verdict) -> str:
         unit = f" {self.unit}" if self.unit else ""
         subject = self.subject or f"{self.aggregate} {self.source}"
         message = (
-            f"{subject} is {number(value * self.scale)}{unit} "
-            f"(threshold {number(threshold * self.scale)}{unit}"
+            f"{subject} is {number(verdict.value * self.scale)}{unit} "
+            f"(threshold {number(verdict.threshold * self.scale)}{unit}"
         )
-        if active and self.op in _WORDS:
-            message += f", {_WORDS[self.op]} {over * 100:.0f} %"
-        return Verdict(active, value, threshold, message + ")", over)
+        if verdict.active and self.op in _WORDS:
+            message += f", {_WORDS[self.op]} {verdict.excess * 100:.0f} %"
+        return message + ")"
