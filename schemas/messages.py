@@ -97,6 +97,22 @@ class AlertEvent(Message, frozen=True, kw_only=True):
     muted_by: str = ""
 
 
+class ApplicationError(Message, frozen=True, kw_only=True):
+    """An error another system reports (an exception, a failed job): becomes an alert of
+    category ``application``, deduplicated by ``error_type`` + ``source``."""
+
+    tenant: Name
+    service: Name
+    source: Name  # the reporting component: "checkout-api", "billing-worker"
+    error_type: Name  # "DatabaseError", "TimeoutError", ...
+    message: str
+    stack_trace: str = ""
+    endpoint: str = ""
+    affected_users: Annotated[int, msgspec.Meta(ge=0)] = 0
+    error_count: Annotated[int, msgspec.Meta(ge=1)] = 1
+    observed_at: UtcTime
+
+
 class DeliveryRecord(Message, frozen=True, kw_only=True):
     """One attempt to deliver one alert event to one channel."""
 
@@ -117,5 +133,6 @@ WIRE_TYPES: dict[str, type[Message]] = {
     "check_result": CheckResult,
     "metric_sample": MetricSample,
     "alert_event": AlertEvent,
+    "application_error": ApplicationError,
     "delivery_record": DeliveryRecord,
 }

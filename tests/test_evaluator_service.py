@@ -11,9 +11,14 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from redis.asyncio import Redis
 
-from schemas import AlertEvent, CheckResult, MetricSample
+from schemas import AlertEvent, ApplicationError, CheckResult, MetricSample
 from services.evaluator.observation import Observation, from_result, from_sample
-from services.evaluator.rules import AnyRule, ConsecutiveRule, ThresholdRule
+from services.evaluator.rules import (
+    AnyRule,
+    ApplicationErrorRule,
+    ConsecutiveRule,
+    ThresholdRule,
+)
 from services.evaluator.service import Evaluator
 from shared.config import Config, Tenant
 from shared.configbase import Seconds
@@ -193,3 +198,23 @@ async def test_partitioned_evaluators_produce_what_one_does(
     expected = sorted(a.event_id for a in await alerts(redis, single))
     assert len(expected) > 20
     assert sorted(a.event_id for a in await alerts(redis, split)) == expected
+
+
+async def test_application_errors_stream_becomes_application_alerts(
+    redis: Redis, settings: Settings, names: StreamNames
+) -> None:
+    report = ApplicationError(
+        tenant="acme",
+        service="shop",
+        source="checkout-api",
+        error_type="DatabaseError",
+        message="connection refused",
+        affected_users=3,
+        observed_at=datetime.now(UTC),
+    )
+    async with evaluator(settings, config(ApplicationErrorRule(name="app"))):
+        await redis.xadd(names.errors, encode(report))
+        await redis.xadd(names.errors, encode(report))  # a repeat: deduplicated
+        await wait_until(lambda: drained(redis, names.errors, "evaluator"), what="errors read")
+    (alert,) = await alerts(redis, names)
+    assert (alert.category, alert.priority, alert.rule) == ("application", "critical", "app")

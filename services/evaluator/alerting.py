@@ -70,6 +70,8 @@ def finish(state: SeriesState, now: float) -> None:
 def priority(opts: RuleOptions, verdict: Verdict) -> Priority:
     if opts.priority is not None:
         return opts.priority
+    if verdict.priority is not None:
+        return verdict.priority
     if verdict.excess > 0.5:
         return "critical"
     return "high" if verdict.excess > 0.2 else "medium"
@@ -93,7 +95,7 @@ def event(
     assert state.firing_since is not None
     started = datetime.fromtimestamp(state.firing_since, UTC)
     fields = _Blank(state.labels, rule=opts.name, tenant=state.tenant, service=state.service)
-    fields["source"] = str(getattr(opts, "source", ""))
+    fields.setdefault("source", str(getattr(opts, "source", "")))
     return AlertEvent(
         event_id=stable_id(fingerprint, kind, started.isoformat(), str(state.notifications)),
         fingerprint=fingerprint,

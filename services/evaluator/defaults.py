@@ -7,6 +7,7 @@ Metric names are the ones documented in docs/alert-thresholds.md.
 
 from __future__ import annotations
 
+from services.evaluator.kinds.application import ApplicationErrorRule
 from services.evaluator.kinds.consecutive import ConsecutiveRule
 from services.evaluator.kinds.threshold import ThresholdRule
 from shared.configbase import Seconds
@@ -14,7 +15,7 @@ from shared.configbase import Seconds
 MIN = 60.0
 HOUR = 3600.0
 
-DEFAULT_RULES: list[ConsecutiveRule | ThresholdRule] = [
+DEFAULT_RULES: list[ConsecutiveRule | ThresholdRule | ApplicationErrorRule] = [
     ThresholdRule(
         name="high_error_rate",
         source="http_requests_5xx",
@@ -130,4 +131,5 @@ DEFAULT_RULES: list[ConsecutiveRule | ThresholdRule] = [
         subject="failed logins in 5 min",
         title="Failed login burst on {service}",
     ),
+    ApplicationErrorRule(name="application_errors"),
 ]

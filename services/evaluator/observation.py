@@ -1,7 +1,8 @@
 """Observations: check results and metric samples, flattened to one shape for the rules.
 
 A check result yields two observations: ``status`` (0 healthy, 1 degraded, 2 unhealthy,
-3 unknown) and ``latency`` (seconds). A metric sample yields one named after its metric.
+3 unknown) and ``latency`` (seconds). A metric sample yields one named after its metric;
+an application error one named ``application_error`` whose value is its count.
 Times are POSIX seconds: the engine compares many of them per second.
 """
 
@@ -11,11 +12,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from schemas import CheckResult, MetricSample
+from schemas import ApplicationError, CheckResult, MetricSample
 
 STATUS_VALUE = {"healthy": 0.0, "degraded": 1.0, "unhealthy": 2.0, "unknown": 3.0}
 STATUS = "status"
 LATENCY = "latency"
+APPLICATION_ERROR = "application_error"
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is several times slower to build
@@ -28,6 +30,7 @@ class Observation:
     labels: Mapping[str, str]
     status: str = ""  # the check status, for status observations
     error: str = ""  # the check's error detail, if any
+    users: int = 0  # affected users, for application errors
 
 
 def from_result(result: CheckResult) -> tuple[Observation, Observation]:
@@ -58,6 +61,21 @@ def from_sample(sample: MetricSample) -> Observation:
         sample.value,
         sample.observed_at.timestamp(),
         sample.labels,
+    )
+
+
+def from_error(error: ApplicationError) -> Observation:
+    """Value: occurrences; labels: what identifies the error (type + source) and where."""
+    labels = {"error_type": error.error_type, "source": error.source, "endpoint": error.endpoint}
+    return Observation(
+        error.tenant,
+        error.service,
+        APPLICATION_ERROR,
+        float(error.error_count),
+        error.observed_at.timestamp(),
+        labels,
+        error=error.message,
+        users=error.affected_users,
     )
 
 

@@ -72,6 +72,7 @@ class Verdict:
     threshold: float
     text: str | Callable[[Verdict], str]  # a callable is only called when a human reads it
     excess: float = 0.0  # how far past the threshold, relative (0.5 = 50 % over)
+    priority: Priority | None = None  # a rule type that judges impact itself says so here
 
     @property
     def message(self) -> str:

@@ -6,10 +6,19 @@ Adding a type means one module in ``kinds/`` and one name in ``AnyRule``.
 from __future__ import annotations
 
 from services.evaluator.kinds.absence import AbsenceRule
+from services.evaluator.kinds.application import ApplicationErrorRule
 from services.evaluator.kinds.consecutive import ConsecutiveRule
 from services.evaluator.kinds.threshold import ThresholdRule
 from services.evaluator.rulebase import Rule, Selector
 
-AnyRule = ConsecutiveRule | ThresholdRule | AbsenceRule
+AnyRule = ConsecutiveRule | ThresholdRule | AbsenceRule | ApplicationErrorRule
 
-__all__ = ["AbsenceRule", "AnyRule", "ConsecutiveRule", "Rule", "Selector", "ThresholdRule"]
+__all__ = [
+    "AbsenceRule",
+    "AnyRule",
+    "ApplicationErrorRule",
+    "ConsecutiveRule",
+    "Rule",
+    "Selector",
+    "ThresholdRule",
+]

@@ -23,9 +23,15 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from schemas import CheckResult, MetricSample
+from schemas import ApplicationError, CheckResult, MetricSample
 from services.evaluator.engine import Engine, timed_keys
-from services.evaluator.observation import Observation, from_result, from_sample, problem
+from services.evaluator.observation import (
+    Observation,
+    from_error,
+    from_result,
+    from_sample,
+    problem,
+)
 from services.evaluator.rulebase import SeriesState, copy_state
 from shared.config import Config
 from shared.consumer import AfterCommit, Consumer
@@ -93,10 +99,13 @@ class Evaluator:
         self.engine.restore(self.states)
         log.info("evaluator %s resumed %d series", self.group, len(self.states))
 
-    def consumers(self) -> list[Consumer[CheckResult] | Consumer[MetricSample]]:
+    def consumers(
+        self,
+    ) -> list[Consumer[CheckResult] | Consumer[MetricSample] | Consumer[ApplicationError]]:
         return [
             Consumer(self.names.results, self.group, Codec(CheckResult), self.handle_results),
             Consumer(self.names.metrics, self.group, Codec(MetricSample), self.handle_metrics),
+            Consumer(self.names.errors, self.group, Codec(ApplicationError), self.handle_errors),
         ]
 
     async def handle_results(
@@ -108,6 +117,11 @@ class Evaluator:
         self, items: list[tuple[bytes, MetricSample]], pipe: Pipeline
     ) -> AfterCommit:
         return self.evaluate((from_sample(s) for _, s in items), pipe, time.time())
+
+    async def handle_errors(
+        self, items: list[tuple[bytes, ApplicationError]], pipe: Pipeline
+    ) -> AfterCommit:
+        return self.evaluate((from_error(e) for _, e in items), pipe, time.time())
 
     def owns(self, tenant: str) -> bool:
         if self.partitions == 1:
