@@ -218,3 +218,30 @@ async def test_application_errors_stream_becomes_application_alerts(
         await wait_until(lambda: drained(redis, names.errors, "evaluator"), what="errors read")
     (alert,) = await alerts(redis, names)
     assert (alert.category, alert.priority, alert.rule) == ("application", "critical", "app")
+
+
+async def test_a_tick_waits_for_the_batch_in_flight(redis: Redis, names: StreamNames) -> None:
+    rule = ThresholdRule(name="slow", source="q", threshold=10, for_=Seconds(60))
+    evaluator = Evaluator(config(rule), redis, names)
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    pipe = redis.pipeline(transaction=True)
+    commit = await evaluator.handle_metrics([(b"1-0", sample(50, at=t0, metric="q"))], pipe)
+    tick = asyncio.create_task(evaluator.tick(t0.timestamp() + 60))
+    await asyncio.sleep(0)  # let the tick start: it must wait for the batch's commit
+    assert not tick.done()
+    await pipe.execute()
+    commit()
+    assert await tick == 1  # it saw the committed pending timer and fired
+    assert [a.rule for a in await alerts(redis, names)] == ["slow"]
+
+
+async def test_a_batch_that_never_committed_is_forgotten(redis: Redis, names: StreamNames) -> None:
+    evaluator = Evaluator(config(DISK), redis, names)
+    evaluator.stall_s = 0.05
+    await evaluator.handle_metrics([(b"1-0", sample(95))], redis.pipeline())  # never executed
+    pipe = redis.pipeline(transaction=True)
+    commit = await evaluator.handle_metrics([(b"2-0", sample(96))], pipe)
+    await pipe.execute()
+    commit()
+    (alert,) = await alerts(redis, names)  # the lost batch left no trace in state
+    assert alert.value == 96

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 GROUP = "evaluator"
 MAX_FUTURE_S = 300.0  # clocks drift; a minute or five is not an error
 MAX_PAST_S = 86_400.0  # older than the longest default window: no longer meaningful
+STALL_S = 30.0  # a batch not committed after this failed: its transaction never ran
 
 
 def build_engine(config: Config) -> Engine:
@@ -89,6 +90,12 @@ class Evaluator:
         self.ignored_key = names.key(f"evaluator:ignored{suffix}")
         self.states: dict[str, SeriesState] = {}
         self._mine: dict[str, bool] = {}
+        # One batch or tick at a time, from copying states to committing them; else a
+        # tick and a batch could both copy a series and the later commit would undo the
+        # earlier one (a re-fire). Set: nobody is between copy and commit.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.stall_s = STALL_S
         self._decode_state = msgspec.msgpack.Decoder(SeriesState)
         self._encode_state = msgspec.msgpack.Encoder()
 
@@ -111,17 +118,33 @@ class Evaluator:
     async def handle_results(
         self, items: list[tuple[bytes, CheckResult]], pipe: Pipeline
     ) -> AfterCommit:
+        await self._enter()
         return self.evaluate((o for _, r in items for o in from_result(r)), pipe, time.time())
 
     async def handle_metrics(
         self, items: list[tuple[bytes, MetricSample]], pipe: Pipeline
     ) -> AfterCommit:
+        await self._enter()
         return self.evaluate((from_sample(s) for _, s in items), pipe, time.time())
 
     async def handle_errors(
         self, items: list[tuple[bytes, ApplicationError]], pipe: Pipeline
     ) -> AfterCommit:
+        await self._enter()
         return self.evaluate((from_error(e) for _, e in items), pipe, time.time())
+
+    async def _enter(self) -> None:
+        """Wait until no batch or tick is between copying and committing states."""
+        while not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.stall_s)
+            except TimeoutError:
+                # The transaction failed, so its entries stay pending and come back:
+                # start again from the checkpoint, which never saw them.
+                log.warning("evaluator: a batch was never committed; reloading the checkpoint")
+                await self.load()
+                self._idle.set()
+        self._idle.clear()
 
     def owns(self, tenant: str) -> bool:
         if self.partitions == 1:
@@ -153,7 +176,12 @@ class Evaluator:
         for reason, count in ignored.items():
             log.debug("evaluator ignored %d observations: %s", count, reason)
             pipe.hincrby(self.ignored_key, reason, count)
-        return lambda: self.states.update(view.changed)
+
+        def commit() -> None:
+            self.states.update(view.changed)
+            self._idle.set()
+
+        return commit
 
     def _checkpoint(self, pipe: Pipeline, changed: Mapping[str, SeriesState]) -> None:
         if changed:
@@ -162,15 +190,19 @@ class Evaluator:
 
     async def tick(self, now: float) -> int:
         """Let time pass for ``for`` timers, windows and absence; returns events emitted."""
-        view = StateView(self.states)
-        alerts = self.engine.tick(view, timed_keys(self.engine, self.states), now)
-        if view.changed:
-            pipe = self.redis.pipeline(transaction=True)
-            for alert in alerts:
-                pipe.xadd(self.names.alerts, encode(alert))
-            self._checkpoint(pipe, view.changed)
-            await pipe.execute()
-            self.states.update(view.changed)
+        await self._enter()
+        try:
+            view = StateView(self.states)
+            alerts = self.engine.tick(view, timed_keys(self.engine, self.states), now)
+            if view.changed:
+                pipe = self.redis.pipeline(transaction=True)
+                for alert in alerts:
+                    pipe.xadd(self.names.alerts, encode(alert))
+                self._checkpoint(pipe, view.changed)
+                await pipe.execute()
+                self.states.update(view.changed)
+        finally:
+            self._idle.set()
         return len(alerts)
 
     async def tick_forever(self, interval: float = 5.0) -> None:
