@@ -20,6 +20,10 @@ Status = Literal["healthy", "degraded", "unhealthy", "unknown"]
 Severity = Literal["critical", "warning", "info"]
 AlertState = Literal["firing", "resolved"]
 DeliveryOutcome = Literal["delivered", "retrying", "failed", "skipped"]
+Priority = Literal["critical", "high", "medium", "low"]
+Category = Literal[
+    "availability", "performance", "database", "application", "security", "business", "system"
+]
 
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 time with offset")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -83,6 +87,30 @@ class AlertEvent(Message, frozen=True, kw_only=True):
     started_at: UtcTime
     ended_at: UtcTime | None = None
     source: str = "vigil"
+    # Optional since the rule-engine release (schema version 1 still):
+    priority: Priority | None = None  # from how far the value is past the threshold
+    category: Category | None = None
+    notification_count: Annotated[int, msgspec.Meta(ge=1)] = 1  # re-notifications count up
+    recommendations: list[str] = []
+    # Why notifiers must not send this event: "silence:<id>", "maintenance:<name>" or
+    # "inhibited:<fingerprint>". The evaluator still emits it, so history stays complete.
+    muted_by: str = ""
+
+
+class ApplicationError(Message, frozen=True, kw_only=True):
+    """An error another system reports (an exception, a failed job): becomes an alert of
+    category ``application``, deduplicated by ``error_type`` + ``source``."""
+
+    tenant: Name
+    service: Name
+    source: Name  # the reporting component: "checkout-api", "billing-worker"
+    error_type: Name  # "DatabaseError", "TimeoutError", ...
+    message: str
+    stack_trace: str = ""
+    endpoint: str = ""
+    affected_users: Annotated[int, msgspec.Meta(ge=0)] = 0
+    error_count: Annotated[int, msgspec.Meta(ge=1)] = 1
+    observed_at: UtcTime
 
 
 class DeliveryRecord(Message, frozen=True, kw_only=True):
@@ -105,5 +133,6 @@ WIRE_TYPES: dict[str, type[Message]] = {
     "check_result": CheckResult,
     "metric_sample": MetricSample,
     "alert_event": AlertEvent,
+    "application_error": ApplicationError,
     "delivery_record": DeliveryRecord,
 }

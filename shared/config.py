@@ -18,6 +18,8 @@ import msgspec
 import yaml
 
 from schemas import Severity
+from services.evaluator.defaults import DEFAULT_RULES
+from services.evaluator.muting import InhibitRule, MaintenanceWindow, Muting, Silence
 from services.evaluator.rules import AnyRule
 from services.notifier.channels import AnyChannelConfig
 from services.probe.monitors import AnyCheck
@@ -58,8 +60,25 @@ class Config(ConfigStruct, frozen=True, kw_only=True):
     tiers: dict[str, Seconds] = msgspec.field(default_factory=lambda: dict(DEFAULT_TIERS))
     checks: list[AnyCheck] = []
     rules: list[AnyRule] = []
+    default_rules: bool = False  # add the shipped rule pack (docs/alert-thresholds.md)
+    threshold_overrides: dict[str, dict[str, float]] = {}  # tenant -> rule -> threshold
+    silences: list[Silence] = []
+    maintenance: list[MaintenanceWindow] = []
+    inhibit: list[InhibitRule] = []
     channels: list[AnyChannelConfig] = []
     routes: list[Route] = []
+
+    @property
+    def all_rules(self) -> list[AnyRule]:
+        """The configured rules plus, when asked for, the default pack (same name: ours win)."""
+        if not self.default_rules:
+            return list(self.rules)
+        own = {r.name for r in self.rules}
+        return list(self.rules) + [r for r in DEFAULT_RULES if r.name not in own]
+
+    @property
+    def muting(self) -> Muting:
+        return Muting(silences=self.silences, maintenance=self.maintenance, inhibit=self.inhibit)
 
     def interval(self, check: AnyCheck) -> float:
         return float(check.interval if check.interval is not None else self.tiers[check.tier])
@@ -190,6 +209,13 @@ def _cross_check(config: Config) -> list[tuple[str, str]]:
         for i, name in enumerate(names):
             if names.index(name) != i:
                 problems.append((f"{section}[{i}].name", f"duplicate name {name!r}"))
+    rules = {r.name for r in config.all_rules}
+    for tenant, overrides in config.threshold_overrides.items():
+        if tenant not in tenants:
+            problems.append((f"threshold_overrides.{tenant}", f"unknown tenant {tenant!r}"))
+        for name in overrides:
+            if name not in rules:
+                problems.append((f"threshold_overrides.{tenant}.{name}", f"unknown rule {name!r}"))
     for i, route in enumerate(config.routes):
         for j, name in enumerate(route.channels):
             if name not in channels:

@@ -53,9 +53,16 @@ async def run(
     closers: list[Callable[[], Awaitable[None]]] = []
     async with httpx.AsyncClient(follow_redirects=True) as http:
         if "evaluator" in roles:
-            evaluator = Evaluator(config, redis, names)
+            evaluator = Evaluator(
+                config,
+                redis,
+                names,
+                partition=settings.evaluator_partition,
+                partitions=settings.evaluator_partitions,
+            )
             await evaluator.load()
-            consumers.append(evaluator.consumer())
+            consumers += evaluator.consumers()
+            loops.append(evaluator.tick_forever)
         if "notifier" in roles:
             consumers.append(Notifier(config, redis, names, SendContext(http)).consumer())
         if "archiver" in roles:
@@ -74,7 +81,7 @@ async def run(
             await ensure_group(redis, consumer.stream, consumer.group)
             attach(broker, redis, settings, names, consumer)
         if consumers:
-            loops.append(lambda: sample_lag(redis, consumers))
+            loops.append(lambda: sample_lag(settings.redis_url, consumers))
         if settings.ops_port is not None:
             checks = readiness_checks(redis, broker, settings if "archiver" in roles else None)
             ops = OpsServer(checks, settings.ops_host, settings.ops_port)
@@ -114,24 +121,29 @@ def readiness_checks(
 
 
 async def sample_lag(
-    redis: Redis, consumers: list[Consumer[Any]], every_s: float = LAG_SAMPLE_S
+    redis_url: str, consumers: list[Consumer[Any]], every_s: float = LAG_SAMPLE_S
 ) -> None:
-    """Keep the lag, pending and length gauges current for the streams this process reads."""
-    while True:
-        for stream in {c.stream for c in consumers}:
-            try:
-                groups = await redis.xinfo_groups(stream)
-                length = await redis.xlen(stream)
-            except RedisError as exc:
-                log.debug("lag sample of %s failed: %s", stream, exc)
-                continue
-            metrics.STREAM_LENGTH.labels(stream).set(length)
-            for group in groups:
-                name = group["name"].decode() if isinstance(group["name"], bytes) else group["name"]
-                metrics.CONSUMER_PENDING.labels(stream, name).set(group["pending"])
-                if group.get("lag") is not None:
-                    metrics.CONSUMER_LAG.labels(stream, name).set(group["lag"])
-        await asyncio.sleep(every_s)
+    """Keep the lag, pending and length gauges current for the streams this process reads.
+
+    Its own client, so that sampling never queues behind (or among) the consumers' commands.
+    """
+    streams = sorted({c.stream for c in consumers})
+    async with Redis.from_url(redis_url) as redis:
+        while True:
+            await asyncio.sleep(every_s)
+            for stream in streams:
+                try:
+                    groups = await redis.xinfo_groups(stream)
+                    length = await redis.xlen(stream)
+                except RedisError as exc:
+                    log.debug("lag sample of %s failed: %s", stream, exc)
+                    continue
+                metrics.STREAM_LENGTH.labels(stream).set(length)
+                for group in groups:
+                    name = group["name"].decode()
+                    metrics.CONSUMER_PENDING.labels(stream, name).set(group["pending"])
+                    if group.get("lag") is not None:
+                        metrics.CONSUMER_LAG.labels(stream, name).set(group["lag"])
 
 
 async def _until_stopped(stop: asyncio.Event, loops: list[Callable[[], Awaitable[None]]]) -> None:

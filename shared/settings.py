@@ -52,6 +52,8 @@ class Settings:
     ops_port: int | None = 9464  # /livez, /readyz, /metrics; None: not served
     log_format: str = "console"
     ping_port: int | None = None  # the probe's heartbeat endpoint; None: not served
+    evaluator_partition: int = 0  # this process's share of the tenants ...
+    evaluator_partitions: int = 1  # ... out of this many evaluator processes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +77,8 @@ class Settings:
                     "VIGIL_LOG_FORMAT", env.get("VIGIL_LOG_FORMAT", "console"), ("console", "json")
                 ),
                 ping_port=int(env["VIGIL_PING_PORT"]) if env.get("VIGIL_PING_PORT") else None,
+                evaluator_partition=int(env.get("VIGIL_EVALUATOR_PARTITION", "0")),
+                evaluator_partitions=int(env.get("VIGIL_EVALUATOR_PARTITIONS", "1")),
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc

@@ -40,6 +40,10 @@ class StreamNames:
         return self._key("metrics")
 
     @property
+    def errors(self) -> str:
+        return self._key("errors")
+
+    @property
     def alerts(self) -> str:
         return self._key("alerts")
 

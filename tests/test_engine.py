@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import AlertEvent, CheckResult, Status
-from services.evaluator.engine import EMPTY, SeriesState, apply
+from services.evaluator.engine import Engine
+from services.evaluator.observation import from_result
+from services.evaluator.rulebase import SeriesState
 from services.evaluator.rules import ConsecutiveRule
 from shared.configbase import Seconds
 
@@ -30,17 +32,16 @@ def result(status: Status, at: datetime) -> CheckResult:
 
 
 def run(
-    rule: ConsecutiveRule, statuses: str, step: float = 10.0, state: SeriesState = EMPTY
-) -> tuple[SeriesState, list[tuple[int, AlertEvent]]]:
+    rule: ConsecutiveRule, statuses: str, step: float = 10.0
+) -> tuple[dict[str, SeriesState], list[tuple[int, AlertEvent]]]:
     """Feed statuses (h=healthy, d=degraded, u=unhealthy, ?=unknown) one per step."""
     codes: dict[str, Status] = {"h": "healthy", "d": "degraded", "u": "unhealthy", "?": "unknown"}
+    engine, states = Engine([rule]), dict[str, SeriesState]()
     events = []
     for i, code in enumerate(statuses):
-        now = T0 + timedelta(seconds=i * step)
-        state, event = apply(rule, state, result(codes[code], now), now)
-        if event is not None:
-            events.append((i, event))
-    return state, events
+        for obs in from_result(result(codes[code], T0 + timedelta(seconds=i * step))):
+            events += [(i, e) for e in engine.observe(states, obs)]
+    return states, events
 
 
 RULE = ConsecutiveRule(name="down", failures=3, successes=2)

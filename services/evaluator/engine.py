@@ -1,92 +1,135 @@
-"""The pure rule engine: (state, result, now) -> (state, alert event or None).
+"""The pure rule engine: (series states, observation or tick, now) -> alert events.
 
-No I/O, no clock, no environment: the stream adapter passes everything in.
+No I/O, no clock, no environment: the stream adapter passes everything in. For speed
+the engine mutates the series states it is given in place; the adapter hands it
+copies (``StateView``) and commits them only once the events are in Redis.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
 
-import msgspec
-
-from schemas import AlertEvent, CheckResult, stable_id
-from services.evaluator.rules import AnyRule, ConsecutiveRule
-
-_PASSING = frozenset({"healthy", "degraded"})
-
-
-class SeriesState(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything a rule remembers about one series (tenant, service, check)."""
-
-    failing: int = 0
-    passing: int = 0
-    firing_since: datetime | None = None
-    last_resolved: datetime | None = None
+from schemas import AlertEvent, stable_id
+from services.evaluator.alerting import advance, event, finish
+from services.evaluator.muting import Muting
+from services.evaluator.observation import Observation
+from services.evaluator.rulebase import SeriesState
+from services.evaluator.rules import AnyRule
 
 
-EMPTY = SeriesState()
+class States(Protocol):
+    """Where the engine finds and keeps series states (a dict, or a batch's copies)."""
+
+    def get(self, key: str, /) -> SeriesState | None: ...
+    def __setitem__(self, key: str, state: SeriesState, /) -> None: ...
 
 
-def series_key(rule: AnyRule, result: CheckResult) -> str:
-    return f"{rule.name}\x1f{result.tenant}\x1f{result.service}\x1f{result.check}"
+SEP = "\x1f"
 
 
-def fingerprint(rule: AnyRule, result: CheckResult) -> str:
-    return stable_id(rule.name, result.tenant, result.service, result.check)
+def series_key(rule: str, tenant: str, service: str, labels: Mapping[str, str]) -> str:
+    if not labels:  # the common case, kept cheap
+        return f"{rule}{SEP}{tenant}{SEP}{service}"
+    parts = [rule, tenant, service, *(f"{k}={v}" for k, v in sorted(labels.items()))]
+    return SEP.join(parts)
 
 
-def apply(
-    rule: ConsecutiveRule, state: SeriesState, result: CheckResult, now: datetime
-) -> tuple[SeriesState, AlertEvent | None]:
-    """Count failing and passing results in a row; emit only on a change of state."""
-    if result.status in rule.failing:
-        state = msgspec.structs.replace(state, failing=state.failing + 1, passing=0)
-    elif result.status in _PASSING:
-        state = msgspec.structs.replace(state, passing=state.passing + 1, failing=0)
-    else:
-        return state, None  # unknown: neither evidence of failure nor of recovery
-
-    if state.firing_since is None:
-        cooled = state.last_resolved is None or (
-            now - state.last_resolved >= timedelta(seconds=rule.cooldown)
-        )
-        if state.failing >= rule.failures and cooled:
-            state = msgspec.structs.replace(state, firing_since=now)
-            return state, _event(rule, result, state, "firing", now)
-    elif state.passing >= rule.successes:
-        event = _event(rule, result, state, "resolved", now)
-        return msgspec.structs.replace(state, firing_since=None, last_resolved=now), event
-    return state, None
+def fingerprint(key: str) -> str:
+    return stable_id(*key.split(SEP))
 
 
-def _event(
-    rule: ConsecutiveRule, result: CheckResult, state: SeriesState, kind: str, now: datetime
-) -> AlertEvent:
-    assert state.firing_since is not None
-    fp = fingerprint(rule, result)
-    title = rule.title.format(check=result.check, service=result.service, tenant=result.tenant)
-    if kind == "firing":
-        error = result.details.get("error")
-        message = f"{state.failing} {result.status} results in a row" + (
-            f"; last: {error}" if error else ""
-        )
-        value = float(state.failing)
-    else:
-        message = f"{state.passing} passing results in a row"
-        value = float(state.passing)
-    return AlertEvent(
-        event_id=stable_id(fp, kind, state.firing_since.isoformat()),
-        fingerprint=fp,
-        rule=rule.name,
-        tenant=result.tenant,
-        service=result.service,
-        severity=rule.severity,
-        state="firing" if kind == "firing" else "resolved",
-        title=title,
-        message=message,
-        value=value,
-        threshold=float(rule.failures if kind == "firing" else rule.successes),
-        labels={"check": result.check, "tier": result.tier},
-        started_at=state.firing_since,
-        ended_at=now if kind == "resolved" else None,
-    )
+class Engine:
+    """Rules indexed by the observation source they read, plus muting and overrides."""
+
+    def __init__(
+        self,
+        rules: Sequence[AnyRule],
+        overrides: Mapping[str, Mapping[str, float]] | None = None,
+        muting: Muting | None = None,
+    ) -> None:
+        self.rules = {r.name: r for r in rules}
+        self.by_source: dict[str, list[tuple[AnyRule, bool]]] = {}
+        for rule in rules:
+            for source in rule.sources():
+                self.by_source.setdefault(source, []).append((rule, rule.match.everything))
+        # overrides: tenant -> rule name -> threshold
+        self.overrides = {(t, r): v for t, m in (overrides or {}).items() for r, v in m.items()}
+        self.muting = muting or Muting()
+        self.firing: dict[str, dict[str, str]] = {}  # fingerprint -> labels, for inhibition
+
+    def restore(self, states: Mapping[str, SeriesState]) -> None:
+        """Rebuild the firing set (for inhibition) from loaded states."""
+        self.firing = {
+            fingerprint(k): self._alert_labels(s) for k, s in states.items() if s.firing_since
+        }
+
+    def observe(self, states: States, obs: Observation) -> list[AlertEvent]:
+        """Feed one observation to every rule that reads its source; ``now`` is its time."""
+        out: list[AlertEvent] = []
+        for rule, everything in self.by_source.get(obs.source, ()):
+            if not everything and not rule.match.matches(obs):
+                continue
+            labels = rule.series_labels(obs)
+            key = series_key(rule.name, obs.tenant, obs.service, labels)
+            state = states.get(key)
+            if state is None:
+                state = states[key] = SeriesState(
+                    rule=rule.name, tenant=obs.tenant, service=obs.service, labels=labels
+                )
+            rule.observe(state, obs)
+            if (alert := self._evaluate(rule, key, state, obs.at)) is not None:
+                out.append(alert)
+        return out
+
+    def tick(self, states: States, keys: Iterable[str], now: float) -> list[AlertEvent]:
+        """Re-evaluate time-based rules (``for``, windows, absence) without new data."""
+        out: list[AlertEvent] = []
+        for key in keys:
+            state = states.get(key)
+            rule = self.rules.get(state.rule) if state is not None else None
+            if state is None or rule is None or not rule.timed:
+                continue
+            if (alert := self._evaluate(rule, key, state, now)) is not None:
+                out.append(alert)
+        return out
+
+    def _evaluate(
+        self, rule: AnyRule, key: str, state: SeriesState, now: float
+    ) -> AlertEvent | None:
+        threshold = rule.threshold
+        if self.overrides:
+            threshold = self.overrides.get((state.tenant, rule.name), threshold)
+        verdict = rule.verdict(state, now, threshold)
+        kind = advance(rule, state, verdict, now)
+        if kind is None or verdict is None:
+            return None
+        fp = fingerprint(key)
+        labels = self._alert_labels(state)
+        if kind == "resolved":
+            muted = state.muted_by  # a resolve is muted when its firing was
+            self.firing.pop(fp, None)
+        else:
+            at = datetime.fromtimestamp(now, UTC)
+            muted = state.muted_by = self.muting.muted_by(fp, labels, at, self.firing)
+            self.firing[fp] = labels
+        alert = event(rule, state, verdict, kind, now, fp, muted)
+        if kind == "resolved":
+            finish(state, now)
+        return alert
+
+    def _alert_labels(self, state: SeriesState) -> dict[str, str]:
+        rule = self.rules.get(state.rule)
+        return state.labels | {
+            "tenant": state.tenant,
+            "service": state.service,
+            "rule": state.rule,
+            "severity": rule.severity if rule else "",
+            "category": rule.category if rule else "",
+        }
+
+
+def timed_keys(engine: Engine, states: Mapping[str, SeriesState]) -> list[str]:
+    """The series whose verdict can change with time alone."""
+    return [k for k, s in states.items() if (r := engine.rules.get(s.rule)) and r.timed]

@@ -1,48 +1,24 @@
-"""Rule definitions as they appear in the YAML configuration."""
+"""The rule registry: every rule type, as it appears in the YAML configuration.
+
+Adding a type means one module in ``kinds/`` and one name in ``AnyRule``.
+"""
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
-from typing import Annotated
+from services.evaluator.kinds.absence import AbsenceRule
+from services.evaluator.kinds.application import ApplicationErrorRule
+from services.evaluator.kinds.consecutive import ConsecutiveRule
+from services.evaluator.kinds.threshold import ThresholdRule
+from services.evaluator.rulebase import Rule, Selector
 
-import msgspec
+AnyRule = ConsecutiveRule | ThresholdRule | AbsenceRule | ApplicationErrorRule
 
-from schemas import CheckResult, Severity, Status
-from shared.configbase import ConfigStruct, Seconds
-
-Count = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
-
-
-class Selector(ConfigStruct, frozen=True, kw_only=True):
-    """Which series a rule watches; each field is a shell-style pattern."""
-
-    tenant: str = "*"
-    service: str = "*"
-    check: str = "*"
-
-    def matches(self, result: CheckResult) -> bool:
-        return (
-            fnmatchcase(result.tenant, self.tenant)
-            and fnmatchcase(result.service, self.service)
-            and fnmatchcase(result.check, self.check)
-        )
-
-
-class ConsecutiveRule(ConfigStruct, frozen=True, kw_only=True, tag="consecutive", tag_field="type"):
-    """Fire after ``failures`` failing results in a row; resolve after ``successes`` passing.
-
-    A result fails when its status is in ``failing``. After a resolve the same
-    series cannot fire again before ``cooldown`` has passed.
-    """
-
-    name: str
-    match: Selector = Selector()
-    failures: Count = 3
-    successes: Count = 1
-    failing: frozenset[Status] = frozenset({"unhealthy"})
-    cooldown: Seconds = Seconds(0)
-    severity: Severity = "critical"
-    title: str = "{check} is failing"
-
-
-AnyRule = ConsecutiveRule
+__all__ = [
+    "AbsenceRule",
+    "AnyRule",
+    "ApplicationErrorRule",
+    "ConsecutiveRule",
+    "Rule",
+    "Selector",
+    "ThresholdRule",
+]

@@ -1,30 +1,101 @@
-"""Evaluator stream adapter: results in, alert events out, state checkpointed in Redis."""
+"""Evaluator stream adapter: results and metrics in, alert events out, state in Redis.
+
+Each batch works on copies of the series states it touches (``StateView``); the copies
+are checkpointed in a Redis hash inside the transaction that publishes the batch's alert
+events and acknowledges it, and replace the in-memory states only after that commits.
+So a failed batch leaves no trace, and a restart neither re-fires nor forgets a timer.
+
+Scale-out: with ``partitions`` > 1 each process reads both streams in its own consumer
+group and keeps only the tenants whose hash falls in its partition (tenant, so that
+inhibition between one tenant's services stays in one process).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from schemas import CheckResult
-from services.evaluator.engine import EMPTY, SeriesState, apply, series_key
+from schemas import ApplicationError, CheckResult, MetricSample
+from services.evaluator.engine import Engine, timed_keys
+from services.evaluator.observation import (
+    Observation,
+    from_error,
+    from_result,
+    from_sample,
+    problem,
+)
+from services.evaluator.rulebase import SeriesState, copy_state
 from shared.config import Config
 from shared.consumer import AfterCommit, Consumer
+from shared.errors import SettingsError
 from shared.streams import Codec, StreamNames, encode
 
 log = logging.getLogger(__name__)
 GROUP = "evaluator"
+MAX_FUTURE_S = 300.0  # clocks drift; a minute or five is not an error
+MAX_PAST_S = 86_400.0  # older than the longest default window: no longer meaningful
+STALL_S = 30.0  # a batch not committed after this failed: its transaction never ran
+
+
+def build_engine(config: Config) -> Engine:
+    return Engine(config.all_rules, config.threshold_overrides, config.muting)
+
+
+class StateView:
+    """The states one batch changes: copied from the committed ones on first touch."""
+
+    def __init__(self, committed: Mapping[str, SeriesState]) -> None:
+        self.committed = committed
+        self.changed: dict[str, SeriesState] = {}
+
+    def get(self, key: str) -> SeriesState | None:
+        state = self.changed.get(key)
+        if state is None and (base := self.committed.get(key)) is not None:
+            state = self.changed[key] = copy_state(base)
+        return state
+
+    def __setitem__(self, key: str, state: SeriesState) -> None:
+        self.changed[key] = state
 
 
 class Evaluator:
-    """Holds every series' state; only commits it once its outputs are in Redis."""
+    """Holds every series' state of its partition; commits it with its outputs."""
 
-    def __init__(self, config: Config, redis: Redis, names: StreamNames) -> None:
+    def __init__(
+        self,
+        config: Config,
+        redis: Redis,
+        names: StreamNames,
+        *,
+        partition: int = 0,
+        partitions: int = 1,
+    ) -> None:
+        if not 0 <= partition < partitions:
+            raise SettingsError(f"evaluator partition {partition} is not in 0..{partitions - 1}")
         self.config, self.redis, self.names = config, redis, names
-        self.state_key = names.key("evaluator:state")
+        self.engine = build_engine(config)
+        self.tenants = frozenset(t.id for t in config.tenants)
+        self.partition, self.partitions = partition, partitions
+        suffix = "" if partitions == 1 else f"-{partition}of{partitions}"
+        self.group = GROUP + suffix
+        self.state_key = names.key(f"evaluator:state{suffix}")
+        self.ignored_key = names.key(f"evaluator:ignored{suffix}")
         self.states: dict[str, SeriesState] = {}
+        self._mine: dict[str, bool] = {}
+        # One batch or tick at a time, from copying states to committing them; else a
+        # tick and a batch could both copy a series and the later commit would undo the
+        # earlier one (a re-fire). Set: nobody is between copy and commit.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.stall_s = STALL_S
         self._decode_state = msgspec.msgpack.Decoder(SeriesState)
         self._encode_state = msgspec.msgpack.Encoder()
 
@@ -32,27 +103,119 @@ class Evaluator:
         """Resume from the checkpoint, so a restart neither re-fires nor forgets."""
         raw: dict[bytes, bytes] = await self.redis.hgetall(self.state_key)  # type: ignore[misc,assignment]
         self.states = {k.decode(): self._decode_state.decode(v) for k, v in raw.items()}
-        log.info("evaluator resumed %d series", len(self.states))
+        self.engine.restore(self.states)
+        log.info("evaluator %s resumed %d series", self.group, len(self.states))
 
-    def consumer(self) -> Consumer[CheckResult]:
-        return Consumer(self.names.results, GROUP, Codec(CheckResult), self.handle)
+    def consumers(
+        self,
+    ) -> list[Consumer[CheckResult] | Consumer[MetricSample] | Consumer[ApplicationError]]:
+        return [
+            Consumer(self.names.results, self.group, Codec(CheckResult), self.handle_results),
+            Consumer(self.names.metrics, self.group, Codec(MetricSample), self.handle_metrics),
+            Consumer(self.names.errors, self.group, Codec(ApplicationError), self.handle_errors),
+        ]
 
-    async def handle(self, items: list[tuple[bytes, CheckResult]], pipe: Pipeline) -> AfterCommit:
-        changed: dict[str, SeriesState] = {}
-        for _, result in items:
-            for rule in self.config.rules:
-                if not rule.match.matches(result):
-                    continue
-                key = series_key(rule, result)
-                before = changed.get(key) or self.states.get(key, EMPTY)
-                after, alert = apply(rule, before, result, result.observed_at)
-                if after != before:
-                    changed[key] = after
-                if alert is not None:
+    async def handle_results(
+        self, items: list[tuple[bytes, CheckResult]], pipe: Pipeline
+    ) -> AfterCommit:
+        await self._enter()
+        return self.evaluate((o for _, r in items for o in from_result(r)), pipe, time.time())
+
+    async def handle_metrics(
+        self, items: list[tuple[bytes, MetricSample]], pipe: Pipeline
+    ) -> AfterCommit:
+        await self._enter()
+        return self.evaluate((from_sample(s) for _, s in items), pipe, time.time())
+
+    async def handle_errors(
+        self, items: list[tuple[bytes, ApplicationError]], pipe: Pipeline
+    ) -> AfterCommit:
+        await self._enter()
+        return self.evaluate((from_error(e) for _, e in items), pipe, time.time())
+
+    async def _enter(self) -> None:
+        """Wait until no batch or tick is between copying and committing states."""
+        while not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.stall_s)
+            except TimeoutError:
+                # The transaction failed, so its entries stay pending and come back:
+                # start again from the checkpoint, which never saw them.
+                log.warning("evaluator: a batch was never committed; reloading the checkpoint")
+                await self.load()
+                self._idle.set()
+        self._idle.clear()
+
+    def owns(self, tenant: str) -> bool:
+        if self.partitions == 1:
+            return True
+        mine = self._mine.get(tenant)
+        if mine is None:
+            # crc32, not hash(): it must agree between processes.
+            mine = zlib.crc32(tenant.encode()) % self.partitions == self.partition
+            self._mine[tenant] = mine
+        return mine
+
+    def evaluate(
+        self, observations: Iterable[Observation], pipe: Pipeline, wall: float
+    ) -> AfterCommit:
+        """Queue the alert events, the checkpoint and the ignore counts on ``pipe``."""
+        view = StateView(self.states)
+        ignored: Counter[str] = Counter()
+        for obs in observations:
+            if not self.owns(obs.tenant):
+                continue
+            if self.tenants and obs.tenant not in self.tenants:
+                ignored["unknown tenant"] += 1
+            elif reason := problem(obs, wall, MAX_FUTURE_S, MAX_PAST_S):
+                ignored[reason] += 1
+            else:
+                for alert in self.engine.observe(view, obs):
                     pipe.xadd(self.names.alerts, encode(alert))
+        self._checkpoint(pipe, view.changed)
+        for reason, count in ignored.items():
+            log.debug("evaluator ignored %d observations: %s", count, reason)
+            pipe.hincrby(self.ignored_key, reason, count)
+
+        def commit() -> None:
+            self.states.update(view.changed)
+            self._idle.set()
+
+        return commit
+
+    def _checkpoint(self, pipe: Pipeline, changed: Mapping[str, SeriesState]) -> None:
         if changed:
-            pipe.hset(
-                self.state_key,
-                mapping={k: self._encode_state.encode(v) for k, v in changed.items()},
-            )
-        return lambda: self.states.update(changed)
+            encode_state = self._encode_state.encode
+            pipe.hset(self.state_key, mapping={k: encode_state(v) for k, v in changed.items()})
+
+    async def tick(self, now: float) -> int:
+        """Let time pass for ``for`` timers, windows and absence; returns events emitted."""
+        await self._enter()
+        try:
+            view = StateView(self.states)
+            alerts = self.engine.tick(view, timed_keys(self.engine, self.states), now)
+            if view.changed:
+                pipe = self.redis.pipeline(transaction=True)
+                for alert in alerts:
+                    pipe.xadd(self.names.alerts, encode(alert))
+                self._checkpoint(pipe, view.changed)
+                await pipe.execute()
+                self.states.update(view.changed)
+        finally:
+            self._idle.set()
+        return len(alerts)
+
+    async def tick_forever(self, interval: float = 5.0) -> None:
+        while True:
+            await self.tick(time.time())
+            await asyncio.sleep(interval)
+
+    async def ignored(self) -> dict[str, int]:
+        """How many observations were ignored, by reason."""
+        raw: dict[bytes, bytes] = await self.redis.hgetall(self.ignored_key)  # type: ignore[misc,assignment]
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def states_of(evaluators: Iterable[Evaluator]) -> Iterator[tuple[str, SeriesState]]:
+    for evaluator in evaluators:
+        yield from evaluator.states.items()

@@ -41,6 +41,9 @@ class Notifier:
     async def handle(self, items: list[tuple[bytes, AlertEvent]], pipe: Pipeline) -> None:
         jobs: list[tuple[bytes, AlertEvent, str]] = []
         for entry_id, alert in items:
+            if alert.muted_by:  # the evaluator decided: silenced, maintenance or inhibited
+                log.info("alert %s muted (%s): not sent", alert.event_id, alert.muted_by)
+                continue
             names = channels_for(self.config.routes, alert)
             if not names:
                 log.warning("alert %s (%s) matched no route", alert.event_id, alert.rule)

@@ -1,0 +1,135 @@
+"""The default rule pack: the operators' threshold table (docs/alert-thresholds.md).
+
+Enabled with ``default_rules: true``; thresholds can be overridden per tenant
+(``threshold_overrides``) and a configured rule of the same name replaces one here.
+Metric names are the ones documented in docs/alert-thresholds.md.
+"""
+
+from __future__ import annotations
+
+from services.evaluator.kinds.application import ApplicationErrorRule
+from services.evaluator.kinds.consecutive import ConsecutiveRule
+from services.evaluator.kinds.threshold import ThresholdRule
+from shared.configbase import Seconds
+
+MIN = 60.0
+HOUR = 3600.0
+
+DEFAULT_RULES: list[ConsecutiveRule | ThresholdRule | ApplicationErrorRule] = [
+    ThresholdRule(
+        name="high_error_rate",
+        source="http_requests_5xx",
+        ratio_of="http_requests",
+        aggregate="sum",
+        window=Seconds(5 * MIN),
+        threshold=0.05,
+        severity="critical",
+        category="availability",
+        subject="5xx error rate",
+        unit="%",
+        scale=100,
+        title="High 5xx error rate on {service}",
+    ),
+    ThresholdRule(
+        name="slow_p95_latency",
+        source="latency",
+        aggregate="p95",
+        window=Seconds(5 * MIN),
+        threshold=2.0,
+        for_=Seconds(5 * MIN),
+        severity="warning",
+        category="performance",
+        subject="p95 latency",
+        unit="s",
+        title="{check} on {service} is slow",
+    ),
+    ThresholdRule(
+        name="queue_backlog",
+        source="queue_depth",
+        threshold=100,
+        for_=Seconds(10 * MIN),
+        by=["queue"],
+        severity="warning",
+        category="performance",
+        subject="queue depth",
+        title="Queue backlog on {service}",
+    ),
+    ThresholdRule(
+        name="db_pool_exhausted",
+        source="db_pool_in_use",
+        ratio_of="db_pool_max",
+        threshold=0.9,
+        severity="critical",
+        category="database",
+        subject="database pool usage",
+        unit="%",
+        scale=100,
+        title="Database pool nearly exhausted on {service}",
+    ),
+    ThresholdRule(
+        name="job_failure_rate",
+        source="jobs_failed",
+        ratio_of="jobs_total",
+        aggregate="sum",
+        window=Seconds(15 * MIN),
+        threshold=0.10,
+        severity="warning",
+        category="application",
+        subject="job failure rate",
+        unit="%",
+        scale=100,
+        title="Jobs failing on {service}",
+    ),
+    ThresholdRule(
+        name="failed_jobs_daily",
+        source="jobs_failed",
+        aggregate="sum",
+        window=Seconds(24 * HOUR),
+        threshold=50,
+        severity="warning",
+        category="application",
+        subject="failed jobs in 24 h",
+        title="Many failed jobs on {service}",
+    ),
+    ConsecutiveRule(
+        name="health_check_failing",
+        failures=3,
+        severity="critical",
+        category="availability",
+        title="{check} on {service} is failing",
+    ),
+    ThresholdRule(
+        name="sync_errors",
+        source="sync_errors",
+        aggregate="sum",
+        window=Seconds(HOUR),
+        threshold=5,
+        severity="warning",
+        category="business",
+        subject="sync errors in 1 h",
+        title="Sync errors on {service}",
+    ),
+    ThresholdRule(
+        name="disk_usage",
+        source="disk_used_percent",
+        threshold=80,
+        by=["mount"],
+        severity="warning",
+        category="system",
+        subject="disk usage",
+        unit="%",
+        title="Disk filling up on {service}",
+    ),
+    ThresholdRule(
+        name="failed_logins",
+        source="failed_logins",
+        aggregate="sum",
+        window=Seconds(5 * MIN),
+        threshold=20,
+        severity="critical",
+        category="security",
+        subject="failed logins in 5 min",
+        title="Failed login burst on {service}",
+    ),
+    ApplicationErrorRule(name="application_errors"),
+]

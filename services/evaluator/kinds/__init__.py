@@ -1,0 +1,1 @@
+"""One module per rule type; ``services/evaluator/rules.py`` is the registry."""

@@ -1,0 +1,133 @@
+"""What every rule type shares: selector, alert options, verdicts and series state.
+
+A rule type (one module in ``kinds/``) only says how observations update a series'
+memory and whether its condition holds; ``alerting.py`` turns verdicts into alerts the
+same way for every type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Annotated, Protocol
+
+import msgspec
+
+from schemas import Category, Priority, Severity
+from services.evaluator.observation import Observation
+from shared.configbase import ConfigStruct, Seconds
+
+Count = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+
+
+class Selector(ConfigStruct, frozen=True, kw_only=True):
+    """Which series a rule watches; each field is a shell-style pattern."""
+
+    tenant: str = "*"
+    service: str = "*"
+    check: str = "*"
+    labels: dict[str, str] = {}
+
+    def matches(self, obs: Observation) -> bool:
+        return (
+            fnmatchcase(obs.tenant, self.tenant)
+            and fnmatchcase(obs.service, self.service)
+            and (self.check == "*" or fnmatchcase(obs.labels.get("check", ""), self.check))
+            and all(fnmatchcase(obs.labels.get(k, ""), v) for k, v in self.labels.items())
+        )
+
+    @property
+    def everything(self) -> bool:
+        # Most rules watch everything: skip the pattern matching on the hot path.
+        return self == _ALL
+
+
+_ALL = Selector()
+
+
+class RuleOptions(ConfigStruct, frozen=True, kw_only=True):
+    """Alert options every rule type accepts (see docs/configuration.md)."""
+
+    name: str
+    match: Selector = Selector()
+    severity: Severity = "warning"
+    priority: Priority | None = None  # None: from how far the value is past the threshold
+    category: Category = "availability"
+    for_: Seconds = msgspec.field(default=Seconds(0), name="for")
+    keep_firing_for: Seconds = Seconds(0)
+    repeat_interval: Seconds = Seconds(0)  # 0: never re-notify
+    dedup_window: Seconds = Seconds(0)
+    cooldown: Seconds = Seconds(0)
+    recommendations: list[str] | None = None  # None: the category's defaults
+    title: str = ""
+
+
+@dataclass(slots=True)  # not frozen: built once per observation, frozen costs
+class Verdict:
+    """A rule's condition at one moment: holds or not, with what it measured."""
+
+    active: bool
+    value: float
+    threshold: float
+    text: str | Callable[[Verdict], str]  # a callable is only called when a human reads it
+    excess: float = 0.0  # how far past the threshold, relative (0.5 = 50 % over)
+    priority: Priority | None = None  # a rule type that judges impact itself says so here
+
+    @property
+    def message(self) -> str:
+        return self.text if isinstance(self.text, str) else self.text(self)
+
+
+class SeriesState(msgspec.Struct, kw_only=True, array_like=True, omit_defaults=True):
+    """Everything one rule remembers about one series; mutated in place by the engine."""
+
+    rule: str
+    tenant: str
+    service: str
+    labels: dict[str, str] = {}
+    # rule memory
+    failing: int = 0
+    passing: int = 0
+    status: str = ""
+    error: str = ""
+    samples: list[tuple[float, float]] = []
+    den: list[tuple[float, float]] = []
+    last_seen: float = 0.0
+    # alert lifecycle (POSIX seconds)
+    active_since: float | None = None
+    inactive_since: float | None = None
+    firing_since: float | None = None
+    last_notified: float = 0.0
+    notifications: int = 0
+    last_resolved: float | None = None
+    muted_by: str = ""
+
+
+def copy_state(state: SeriesState) -> SeriesState:
+    """A copy a batch can mutate without touching the committed state."""
+    return msgspec.structs.replace(
+        state, samples=list(state.samples), den=list(state.den), labels=state.labels
+    )
+
+
+class Rule(Protocol):
+    """One rule type: how observations update a series, and whether the condition holds."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def match(self) -> Selector: ...
+    @property
+    def options(self) -> RuleOptions: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def timed(self) -> bool:
+        """Whether the verdict can change with time alone (needs ticks)."""
+        ...
+
+    def sources(self) -> frozenset[str]: ...
+    def series_labels(self, obs: Observation) -> dict[str, str]: ...
+    def observe(self, state: SeriesState, obs: Observation) -> None: ...
+    def verdict(self, state: SeriesState, now: float, threshold: float) -> Verdict | None: ...
