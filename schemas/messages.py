@@ -83,6 +83,10 @@ class AlertEvent(Message, frozen=True, kw_only=True):
     started_at: UtcTime
     ended_at: UtcTime | None = None
     source: str = "vigil"
+    category: str = ""
+    runbook_url: str = ""
+    recommendations: list[str] = []
+    links: dict[str, str] = {}  # link text -> URL, shown in notifications
 
 
 class DeliveryRecord(Message, frozen=True, kw_only=True):

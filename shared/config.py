@@ -17,9 +17,10 @@ from typing import Any
 import msgspec
 import yaml
 
-from schemas import Severity
 from services.evaluator.rules import AnyRule
 from services.notifier.channels import AnyChannelConfig
+from services.notifier.routing import Route as Route
+from services.notifier.routing import RouteMatch as RouteMatch
 from services.probe.monitors import AnyCheck
 from shared.configbase import ConfigStruct, Seconds, dec_hook
 from shared.errors import ConfigError, SettingsError
@@ -36,21 +37,6 @@ DEFAULT_TIERS = {
 class Tenant(ConfigStruct, frozen=True, kw_only=True):
     id: str
     name: str = ""
-
-
-class RouteMatch(ConfigStruct, frozen=True, kw_only=True):
-    """Alert fields a route matches exactly; an empty match takes every alert."""
-
-    tenant: str | None = None
-    service: str | None = None
-    rule: str | None = None
-    severity: Severity | None = None
-
-
-class Route(ConfigStruct, frozen=True, kw_only=True):
-    match: RouteMatch = RouteMatch()
-    channels: list[str]
-    continue_: bool = msgspec.field(default=False, name="continue")
 
 
 class Config(ConfigStruct, frozen=True, kw_only=True):

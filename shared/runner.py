@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from services.archiver.service import Archiver
 from services.evaluator.service import Evaluator
+from services.notifier import redact
 from services.notifier.channels import SendContext
 from services.notifier.service import Notifier
 from services.probe.monitors import ProbeContext
@@ -51,7 +52,9 @@ async def run(
             await evaluator.load()
             consumers.append(evaluator.consumer())
         if "notifier" in roles:
-            consumers.append(Notifier(config, redis, names, SendContext(http)).consumer())
+            notifier = Notifier(config, redis, names, SendContext(http, redis, names))
+            redact.install(notifier.secrets())
+            consumers.append(notifier.consumer())
         if "archiver" in roles:
             archiver = Archiver(settings.database_url, names, settings.retention_days)
             consumers += archiver.consumers()

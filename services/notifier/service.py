@@ -16,8 +16,9 @@ from redis.asyncio.client import Pipeline
 
 from schemas import AlertEvent, DeliveryRecord
 from services.notifier.channels import SendContext
-from services.notifier.delivery import deliver
-from services.notifier.routing import channels_for
+from services.notifier.delivery import Limiters, deliver
+from services.notifier.routing import destinations
+from services.notifier.templates import Templates
 from shared.config import Config
 from shared.consumer import Consumer
 from shared.streams import Codec, Rejected, StreamNames, deadletter_fields, encode
@@ -31,6 +32,11 @@ SENDING_TTL_S = 3600
 class Notifier:
     def __init__(self, config: Config, redis: Redis, names: StreamNames, ctx: SendContext) -> None:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
+        self.limiters = Limiters()
+
+    def secrets(self) -> list[str]:
+        """Every channel secret in the configuration (for log redaction)."""
+        return [s for channel in self.config.channels for s in channel.secrets()]
 
     def consumer(self) -> Consumer[AlertEvent]:
         return Consumer(self.names.alerts, GROUP, Codec(AlertEvent), self.handle)
@@ -39,22 +45,32 @@ class Notifier:
         return self.names.key(f"sent:{alert.event_id}:{channel}")
 
     async def handle(self, items: list[tuple[bytes, AlertEvent]], pipe: Pipeline) -> None:
-        jobs: list[tuple[bytes, AlertEvent, str]] = []
+        jobs: list[tuple[bytes, AlertEvent, str, Templates | None]] = []
         for entry_id, alert in items:
-            names = channels_for(self.config.routes, alert)
-            if not names:
+            chosen = destinations(self.config.routes, alert)
+            if not chosen:
                 log.warning("alert %s (%s) matched no route", alert.event_id, alert.rule)
-            jobs += [(entry_id, alert, name) for name in names]
+            jobs += [(entry_id, alert, name, templates) for name, templates in chosen]
+        await self.send(jobs, pipe)
+
+    async def send(
+        self, jobs: list[tuple[bytes, AlertEvent, str, Templates | None]], pipe: Pipeline
+    ) -> None:
+        """Deliver each (entry, alert, channel, templates) at most once; queue the records
+        and dead letters on ``pipe``."""
         claims = self.redis.pipeline(transaction=False)
-        for _, alert, name in jobs:
+        for _, alert, name, _t in jobs:
             claims.set(self._sent_key(alert, name), "sending", nx=True, ex=SENDING_TTL_S, get=True)
         previous = await claims.execute() if jobs else []
         todo = [job for job, before in zip(jobs, previous, strict=True) if before != b"sent"]
         results = await asyncio.gather(
-            *(deliver(alert, self.config.channel(name), self.ctx) for _, alert, name in todo)
+            *(
+                deliver(alert, self.config.channel(name), self.ctx, templates, self.limiters)
+                for _, alert, name, templates in todo
+            )
         )
         done = self.redis.pipeline(transaction=False)
-        for (entry_id, alert, name), records in zip(todo, results, strict=True):
+        for (entry_id, alert, name, _t), records in zip(todo, results, strict=True):
             final = records[-1]
             done.set(
                 self._sent_key(alert, name),
