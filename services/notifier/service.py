@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 import msgspec
 from redis.asyncio import Redis
@@ -63,6 +64,9 @@ class Notifier:
             claims.set(self._sent_key(alert, name), "sending", nx=True, ex=SENDING_TTL_S, get=True)
         previous = await claims.execute() if jobs else []
         todo = [job for job, before in zip(jobs, previous, strict=True) if before != b"sent"]
+        for (_, alert, name, _t), before in zip(jobs, previous, strict=True):
+            if before == b"sent":  # delivered before a crash: say so, do not send again
+                pipe.xadd(self.names.deliveries, encode(self._skipped(alert, name)))
         results = await asyncio.gather(
             *(
                 deliver(alert, self.config.channel(name), self.ctx, templates, self.limiters)
@@ -83,6 +87,19 @@ class Notifier:
                 self._dead_letter(pipe, entry_id, alert, final)
         if todo:
             await done.execute()
+
+    def _skipped(self, alert: AlertEvent, name: str) -> DeliveryRecord:
+        return DeliveryRecord(
+            alert_event_id=alert.event_id,
+            fingerprint=alert.fingerprint,
+            tenant=alert.tenant,
+            channel=name,
+            channel_type=self.config.channel(name).kind,
+            attempt=1,
+            outcome="skipped",
+            error="already delivered",
+            at=datetime.now(UTC),
+        )
 
     def _dead_letter(
         self, pipe: Pipeline, entry_id: bytes, alert: AlertEvent, final: DeliveryRecord
