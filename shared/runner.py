@@ -55,6 +55,8 @@ async def run(
             notifier = Notifier(config, redis, names, SendContext(http, redis, names))
             redact.install(notifier.secrets())
             consumers.append(notifier.consumer())
+            if notifier.groups_in_use:
+                loops.append(notifier.flush_forever)
         if "archiver" in roles:
             archiver = Archiver(settings.database_url, names, settings.retention_days)
             consumers += archiver.consumers()

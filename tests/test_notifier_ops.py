@@ -239,3 +239,53 @@ def test_test_notify_sends_through_the_real_path(
     client = sync_redis.Redis.from_url(redis_server_url)
     assert client.xlen(StreamNames(stream_prefix).deliveries) == 1
     client.close()
+
+
+# ---- grouping ----
+
+
+async def test_two_hundred_failing_checks_make_one_message(
+    redis: Redis, names: StreamNames, http: httpx.AsyncClient
+) -> None:
+    route = Route(
+        channels=["ops"],
+        group_by=["tenant"],
+        group_wait=Seconds(30),
+        group_interval=Seconds(300),
+        repeat_interval=Seconds(3600),
+    )
+    down = [
+        msgspec.structs.replace(FIRING, fingerprint=f"fp{i}", service=f"svc{i}", event_id=f"f{i}")
+        for i in range(200)
+    ]
+    other = msgspec.structs.replace(FIRING, tenant="globex", fingerprint="g", event_id="g1")
+    with HttpStub() as stub:
+        config = Config(channels=[WebhookConfig(name="ops", url=stub.url)], routes=[route])
+        n = Notifier(config, redis, names, SendContext(http))
+        t0 = time.time()
+        await run_batch(redis, names, n, *down, other)
+        assert await n.flush_groups(t0 + 1) == 0  # still in group_wait
+        assert await n.flush_groups(t0 + 31) == 2  # one per tenant
+        assert await n.flush_groups(t0 + 32) == 0  # nothing new
+        sent = [msgspec.json.decode(r.body, type=AlertEvent) for r in stub.posts()]
+        assert sorted(a.title for a in sent) == [
+            "1 firing: tenant=globex",
+            "200 firing: tenant=acme",
+        ]
+        acme = next(a for a in sent if a.tenant == "acme")
+        assert acme.message.count("\n") == 50  # 50 alerts listed, then "... and 150 more"
+        assert acme.message.endswith("... and 150 more")
+
+        resolved = [
+            msgspec.structs.replace(a, state="resolved", ended_at=a.started_at, event_id=f"r{i}")
+            for i, a in enumerate(down[:3])
+        ]
+        await run_batch(redis, names, n, *resolved)
+        assert await n.flush_groups(t0 + 100) == 0  # waits for group_interval
+        assert await n.flush_groups(t0 + 332) == 1
+        assert await n.flush_groups(t0 + 1000) == 0  # unchanged, before repeat_interval
+        assert await n.flush_groups(t0 + 3700) == 1  # globex: an hour since its message
+        assert await n.flush_groups(t0 + 4000) == 1  # acme: an hour since its last one
+        titles = [msgspec.json.decode(r.body, type=AlertEvent).title for r in stub.posts()[2:]]
+    assert titles[0] == "197 firing, 3 resolved: tenant=acme"
+    assert titles[1:] == ["1 firing: tenant=globex", "197 firing: tenant=acme"]

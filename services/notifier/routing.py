@@ -16,7 +16,7 @@ import msgspec
 
 from schemas import AlertEvent, Severity
 from services.notifier.templates import Templates
-from shared.configbase import ConfigStruct
+from shared.configbase import ConfigStruct, Seconds
 
 _MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*')
 _FIELDS = ("tenant", "service", "rule", "severity", "state", "category", "source")
@@ -30,8 +30,7 @@ class Matcher:
     regex: re.Pattern[str] | None
 
     def __call__(self, alert: AlertEvent) -> bool:
-        actual = getattr(alert, self.name) if self.name in _FIELDS else alert.labels.get(self.name)
-        actual = actual or ""
+        actual = field_value(alert, self.name)
         if self.regex is not None:
             return bool(self.regex.fullmatch(actual)) == (self.op == "=~")
         return (actual == self.value) == (self.op == "=")
@@ -77,6 +76,18 @@ class Route(ConfigStruct, frozen=True, kw_only=True):
     channels: list[str]
     continue_: bool = msgspec.field(default=False, name="continue")
     templates: Templates | None = None
+    # Grouping (see grouping.py): alerts with the same values of these fields/labels
+    # make one message; empty means one message per alert event, at once.
+    group_by: list[str] = []
+    group_wait: Seconds = Seconds(30)
+    group_interval: Seconds = Seconds(300)
+    repeat_interval: Seconds = Seconds(4 * 3600)
+
+
+def field_value(alert: AlertEvent, name: str) -> str:
+    """An alert field (tenant, service, …) or else a label; empty when absent."""
+    value = getattr(alert, name) if name in _FIELDS else alert.labels.get(name)
+    return value or ""
 
 
 def matches(match: RouteMatch, alert: AlertEvent) -> bool:
@@ -97,16 +108,25 @@ def matches(match: RouteMatch, alert: AlertEvent) -> bool:
     )
 
 
-def destinations(routes: list[Route], alert: AlertEvent) -> list[tuple[str, Templates | None]]:
-    """(channel name, templates of the first route that chose it) in route order, each
-    channel once; a matching route stops the walk unless it says ``continue: true``."""
-    chosen: dict[str, Templates | None] = {}
-    for route in routes:
+def matching_routes(routes: list[Route], alert: AlertEvent) -> list[int]:
+    """Indexes of the routes that take ``alert``, in walk order: a matching route
+    stops the walk unless it says ``continue: true``."""
+    taken: list[int] = []
+    for i, route in enumerate(routes):
         if matches(route.match, alert):
-            for name in route.channels:
-                chosen.setdefault(name, route.templates)
+            taken.append(i)
             if not route.continue_:
                 break
+    return taken
+
+
+def destinations(routes: list[Route], alert: AlertEvent) -> list[tuple[str, Templates | None]]:
+    """(channel name, templates of the first route that chose it) in route order, each
+    channel once."""
+    chosen: dict[str, Templates | None] = {}
+    for i in matching_routes(routes, alert):
+        for name in routes[i].channels:
+            chosen.setdefault(name, routes[i].templates)
     return list(chosen.items())
 
 

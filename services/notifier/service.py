@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 
 from schemas import AlertEvent, DeliveryRecord
 from services.notifier.channels import SendContext
 from services.notifier.delivery import Limiters, deliver
-from services.notifier.routing import destinations
+from services.notifier.grouping import GROUP_SOURCE, Groups, summary
+from services.notifier.routing import matching_routes
 from services.notifier.templates import Templates
 from shared.config import Config
 from shared.consumer import Consumer
@@ -28,12 +31,15 @@ log = logging.getLogger(__name__)
 GROUP = "notifier"
 SENT_TTL_S = 7 * 24 * 3600
 SENDING_TTL_S = 3600
+GROUP_TICK_S = 0.25
+Job = tuple[bytes, AlertEvent, str, Templates | None]  # entry, alert, channel, templates
 
 
 class Notifier:
     def __init__(self, config: Config, redis: Redis, names: StreamNames, ctx: SendContext) -> None:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
         self.limiters = Limiters()
+        self.groups = Groups(redis, names)
 
     def secrets(self) -> list[str]:
         """Every channel secret in the configuration (for log redaction)."""
@@ -46,17 +52,53 @@ class Notifier:
         return self.names.key(f"sent:{alert.event_id}:{channel}")
 
     async def handle(self, items: list[tuple[bytes, AlertEvent]], pipe: Pipeline) -> None:
-        jobs: list[tuple[bytes, AlertEvent, str, Templates | None]] = []
+        jobs: list[Job] = []
+        now = time.time()
+        routes = self.config.routes
         for entry_id, alert in items:
-            chosen = destinations(self.config.routes, alert)
-            if not chosen:
+            taken = matching_routes(routes, alert)
+            if not taken:
                 log.warning("alert %s (%s) matched no route", alert.event_id, alert.rule)
-            jobs += [(entry_id, alert, name, templates) for name, templates in chosen]
+            chosen: dict[str, Templates | None] = {}
+            for i in taken:
+                route = routes[i]
+                if route.group_by and alert.source != GROUP_SOURCE:
+                    self.groups.add(pipe, i, route, alert, now)
+                    continue
+                for name in route.channels:
+                    chosen.setdefault(name, route.templates)
+            jobs += [(entry_id, alert, name, templates) for name, templates in chosen.items()]
         await self.send(jobs, pipe)
 
-    async def send(
-        self, jobs: list[tuple[bytes, AlertEvent, str, Templates | None]], pipe: Pipeline
-    ) -> None:
+    async def flush_groups(self, now: float | None = None) -> int:
+        """Announce every due group: one message per group and channel; returns how many
+        groups were announced."""
+        flushes = await self.groups.claim(time.time() if now is None else now)
+        jobs: list[Job] = []
+        for flush in flushes:
+            route = self.config.routes[flush.route]
+            alert = summary(flush, route)
+            entry = f"group:{flush.key}".encode()
+            jobs += [(entry, alert, name, route.templates) for name in route.channels]
+        if jobs:
+            pipe = self.redis.pipeline(transaction=True)
+            await self.send(jobs, pipe)
+            await pipe.execute()
+        return len(flushes)
+
+    async def flush_forever(self, tick: float = GROUP_TICK_S) -> None:
+        while True:
+            try:
+                await self.flush_groups()
+            except (OSError, RedisError) as exc:  # Redis away: try again next tick
+                log.warning("group flush failed: %s", exc)
+            await asyncio.sleep(tick)
+
+    @property
+    def groups_in_use(self) -> bool:
+        return any(route.group_by for route in self.config.routes)
+
+    async def send(self, jobs: list[Job], pipe: Pipeline) -> None:
         """Deliver each (entry, alert, channel, templates) at most once; queue the records
         and dead letters on ``pipe``."""
         claims = self.redis.pipeline(transaction=False)
