@@ -105,9 +105,35 @@ class DeliveryRecord(Message, frozen=True, kw_only=True):
     at: UtcTime
 
 
+class ExternalAlert(Message, frozen=True, kw_only=True):
+    """The generic JSON alert an outside producer POSTs to the notifier's intake
+    (``POST /intake/{producer}/generic``, body ``{"alerts": [ExternalAlert, ...]}``).
+
+    ``tenant`` defaults to the producer's tenant; ``fingerprint`` identifies the
+    alert across firing and resolved (default: a hash of name, service and labels).
+    """
+
+    name: Name
+    service: Name
+    severity: Severity = "warning"
+    state: AlertState = "firing"
+    title: str = ""
+    message: str = ""
+    tenant: str = ""
+    fingerprint: str = ""
+    value: float | None = None
+    threshold: float | None = None
+    labels: dict[str, str] = {}
+    started_at: UtcTime | None = None
+    ended_at: UtcTime | None = None
+    runbook_url: str = ""
+    links: dict[str, str] = {}
+
+
 WIRE_TYPES: dict[str, type[Message]] = {
     "check_result": CheckResult,
     "metric_sample": MetricSample,
     "alert_event": AlertEvent,
     "delivery_record": DeliveryRecord,
+    "external_alert": ExternalAlert,
 }

@@ -19,6 +19,7 @@ import yaml
 
 from services.evaluator.rules import AnyRule
 from services.notifier.channels import AnyChannelConfig
+from services.notifier.intake.config import IntakeConfig
 from services.notifier.routing import Route as Route
 from services.notifier.routing import RouteMatch as RouteMatch
 from services.probe.monitors import AnyCheck
@@ -46,6 +47,7 @@ class Config(ConfigStruct, frozen=True, kw_only=True):
     rules: list[AnyRule] = []
     channels: list[AnyChannelConfig] = []
     routes: list[Route] = []
+    intake: IntakeConfig | None = None
 
     def interval(self, check: AnyCheck) -> float:
         return float(check.interval if check.interval is not None else self.tiers[check.tier])

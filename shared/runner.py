@@ -16,6 +16,7 @@ from services.archiver.service import Archiver
 from services.evaluator.service import Evaluator
 from services.notifier import redact
 from services.notifier.channels import SendContext
+from services.notifier.intake.server import serve as serve_intake
 from services.notifier.service import Notifier
 from services.probe.monitors import ProbeContext
 from services.probe.service import Probe
@@ -57,6 +58,9 @@ async def run(
             consumers.append(notifier.consumer())
             if notifier.groups_in_use:
                 loops.append(notifier.flush_forever)
+            if (intake := config.intake) is not None:
+                redact.install(s for p in intake.producers for s in p.secrets())
+                loops.append(lambda: serve_intake(intake, redis, names))
         if "archiver" in roles:
             archiver = Archiver(settings.database_url, names, settings.retention_days)
             consumers += archiver.consumers()
