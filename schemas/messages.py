@@ -92,6 +92,8 @@ class AlertEvent(Message, frozen=True, kw_only=True):
     category: Category | None = None
     notification_count: Annotated[int, msgspec.Meta(ge=1)] = 1  # re-notifications count up
     recommendations: list[str] = []
+    runbook_url: str = ""
+    links: dict[str, str] = {}  # link text -> URL, shown in notifications
     # Why notifiers must not send this event: "silence:<id>", "maintenance:<name>" or
     # "inhibited:<fingerprint>". The evaluator still emits it, so history stays complete.
     muted_by: str = ""
@@ -129,10 +131,36 @@ class DeliveryRecord(Message, frozen=True, kw_only=True):
     at: UtcTime
 
 
+class ExternalAlert(Message, frozen=True, kw_only=True):
+    """The generic JSON alert an outside producer POSTs to the notifier's intake
+    (``POST /intake/{producer}/generic``, body ``{"alerts": [ExternalAlert, ...]}``).
+
+    ``tenant`` defaults to the producer's tenant; ``fingerprint`` identifies the
+    alert across firing and resolved (default: a hash of name, service and labels).
+    """
+
+    name: Name
+    service: Name
+    severity: Severity = "warning"
+    state: AlertState = "firing"
+    title: str = ""
+    message: str = ""
+    tenant: str = ""
+    fingerprint: str = ""
+    value: float | None = None
+    threshold: float | None = None
+    labels: dict[str, str] = {}
+    started_at: UtcTime | None = None
+    ended_at: UtcTime | None = None
+    runbook_url: str = ""
+    links: dict[str, str] = {}
+
+
 WIRE_TYPES: dict[str, type[Message]] = {
     "check_result": CheckResult,
     "metric_sample": MetricSample,
     "alert_event": AlertEvent,
     "application_error": ApplicationError,
     "delivery_record": DeliveryRecord,
+    "external_alert": ExternalAlert,
 }

@@ -17,11 +17,13 @@ from typing import Any
 import msgspec
 import yaml
 
-from schemas import Severity
 from services.evaluator.defaults import DEFAULT_RULES
 from services.evaluator.muting import InhibitRule, MaintenanceWindow, Muting, Silence
 from services.evaluator.rules import AnyRule
 from services.notifier.channels import AnyChannelConfig
+from services.notifier.intake.config import IntakeConfig
+from services.notifier.routing import Route as Route
+from services.notifier.routing import RouteMatch as RouteMatch
 from services.probe.monitors import AnyCheck
 from shared.configbase import ConfigStruct, Seconds, dec_hook
 from shared.errors import ConfigError, SettingsError
@@ -40,21 +42,6 @@ class Tenant(ConfigStruct, frozen=True, kw_only=True):
     name: str = ""
 
 
-class RouteMatch(ConfigStruct, frozen=True, kw_only=True):
-    """Alert fields a route matches exactly; an empty match takes every alert."""
-
-    tenant: str | None = None
-    service: str | None = None
-    rule: str | None = None
-    severity: Severity | None = None
-
-
-class Route(ConfigStruct, frozen=True, kw_only=True):
-    match: RouteMatch = RouteMatch()
-    channels: list[str]
-    continue_: bool = msgspec.field(default=False, name="continue")
-
-
 class Config(ConfigStruct, frozen=True, kw_only=True):
     tenants: list[Tenant] = []
     tiers: dict[str, Seconds] = msgspec.field(default_factory=lambda: dict(DEFAULT_TIERS))
@@ -67,6 +54,7 @@ class Config(ConfigStruct, frozen=True, kw_only=True):
     inhibit: list[InhibitRule] = []
     channels: list[AnyChannelConfig] = []
     routes: list[Route] = []
+    intake: IntakeConfig | None = None
 
     @property
     def all_rules(self) -> list[AnyRule]:

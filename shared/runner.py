@@ -16,7 +16,9 @@ from redis.exceptions import RedisError
 
 from services.archiver.service import Archiver
 from services.evaluator.service import Evaluator
+from services.notifier import redact
 from services.notifier.channels import SendContext
+from services.notifier.intake.server import serve as serve_intake
 from services.notifier.service import Notifier
 from services.probe.monitors import ProbeContext
 from services.probe.monitors.base import HttpClients
@@ -64,7 +66,14 @@ async def run(
             consumers += evaluator.consumers()
             loops.append(evaluator.tick_forever)
         if "notifier" in roles:
-            consumers.append(Notifier(config, redis, names, SendContext(http)).consumer())
+            notifier = Notifier(config, redis, names, SendContext(http, redis, names))
+            redact.install(notifier.secrets())
+            consumers.append(notifier.consumer())
+            if notifier.groups_in_use:
+                loops.append(notifier.flush_forever)
+            if (intake := config.intake) is not None:
+                redact.install(s for p in intake.producers for s in p.secrets())
+                loops.append(lambda: serve_intake(intake, redis, names))
         if "archiver" in roles:
             archiver = Archiver(settings.database_url, names, settings.retention_days)
             consumers += archiver.consumers()

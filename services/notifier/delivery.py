@@ -8,8 +8,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from aiolimiter import AsyncLimiter
+from jinja2 import TemplateError
+
 from schemas import AlertEvent, DeliveryRecord
 from services.notifier.channels import CHANNELS, AnyChannelConfig, SendContext
+from services.notifier.templates import Notification, Templates, render
 from shared.errors import ChannelError
 
 BACKOFF_CAP_S = 30.0
@@ -20,36 +24,75 @@ def backoff(base: float, attempt: int, rand: Callable[[], float] = random.random
     return float(min(BACKOFF_CAP_S, base * 2 ** (attempt - 1)) * (0.5 + rand()))
 
 
+class Limiters:
+    """One leaky bucket per destination with a ``rate_limit``: a send over the rate
+    waits for its turn (queueing, never dropping). Per notifier process."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, AsyncLimiter] = {}
+
+    async def acquire(self, config: AnyChannelConfig) -> None:
+        if (limit := config.rate_limit) is None:
+            return
+        bucket = self._buckets.get(config.name)
+        if bucket is None:
+            bucket = self._buckets[config.name] = AsyncLimiter(limit.count, limit.per)
+        await bucket.acquire()
+
+
+def _record(
+    alert: AlertEvent, config: AnyChannelConfig, attempt: int, outcome: str, **kw: object
+) -> DeliveryRecord:
+    return DeliveryRecord(
+        alert_event_id=alert.event_id,
+        fingerprint=alert.fingerprint,
+        tenant=alert.tenant,
+        channel=config.name,
+        channel_type=config.kind,
+        attempt=attempt,
+        outcome=outcome,  # type: ignore[arg-type]
+        at=datetime.now(UTC),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
 async def deliver(
-    alert: AlertEvent, config: AnyChannelConfig, ctx: SendContext
+    alert: AlertEvent,
+    config: AnyChannelConfig,
+    ctx: SendContext,
+    templates: Templates | None = None,
+    limiters: Limiters | None = None,
+    test: bool = False,
 ) -> list[DeliveryRecord]:
     """Try until delivered, a permanent error, or ``max_attempts``; one record per attempt."""
     channel = CHANNELS[config.kind]
+    try:
+        note: Notification = render(alert, templates, test)
+    except TemplateError as exc:
+        return [_record(alert, config, 1, "failed", error=f"template: {exc}")]
     records: list[DeliveryRecord] = []
     for attempt in range(1, config.max_attempts + 1):
+        if limiters is not None:
+            await limiters.acquire(config)
         started = time.perf_counter()
         code: int | None = None
         error: ChannelError | None = None
         try:
-            code = await channel.send(alert, config, ctx)
+            code = await channel.send(note, config, ctx)
         except ChannelError as exc:
             error = exc
         except Exception as exc:  # a channel bug must not stop the others
-            error = ChannelError(f"{type(exc).__name__}: {exc}", permanent=True)
+            error = ChannelError(f"{type(exc).__name__}", permanent=True)
         last = error is None or error.permanent or attempt == config.max_attempts
         records.append(
-            DeliveryRecord(
-                alert_event_id=alert.event_id,
-                fingerprint=alert.fingerprint,
-                tenant=alert.tenant,
-                channel=config.name,
-                channel_type=channel.type,
-                attempt=attempt,
-                outcome="delivered" if error is None else ("failed" if last else "retrying"),
+            _record(
+                alert,
+                config,
+                attempt,
+                "delivered" if error is None else ("failed" if last else "retrying"),
                 status_code=error.status_code if error else code,
                 latency_ms=(time.perf_counter() - started) * 1000,
                 error=error.reason if error else "",
-                at=datetime.now(UTC),
             )
         )
         if last:

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import UTC, datetime
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 
 from schemas import AlertEvent, DeliveryRecord
 from services.notifier.channels import SendContext
-from services.notifier.delivery import deliver
-from services.notifier.routing import channels_for
+from services.notifier.delivery import Limiters, deliver
+from services.notifier.grouping import GROUP_SOURCE, Groups, summary
+from services.notifier.routing import matching_routes
+from services.notifier.templates import Templates
 from shared.config import Config
 from shared.consumer import Consumer
 from shared.streams import Codec, Rejected, StreamNames, deadletter_fields, encode
@@ -26,11 +31,19 @@ log = logging.getLogger(__name__)
 GROUP = "notifier"
 SENT_TTL_S = 7 * 24 * 3600
 SENDING_TTL_S = 3600
+GROUP_TICK_S = 0.25
+Job = tuple[bytes, AlertEvent, str, Templates | None]  # entry, alert, channel, templates
 
 
 class Notifier:
     def __init__(self, config: Config, redis: Redis, names: StreamNames, ctx: SendContext) -> None:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
+        self.limiters = Limiters()
+        self.groups = Groups(redis, names)
+
+    def secrets(self) -> list[str]:
+        """Every channel secret in the configuration (for log redaction)."""
+        return [s for channel in self.config.channels for s in channel.secrets()]
 
     def consumer(self) -> Consumer[AlertEvent]:
         return Consumer(self.names.alerts, GROUP, Codec(AlertEvent), self.handle)
@@ -39,25 +52,74 @@ class Notifier:
         return self.names.key(f"sent:{alert.event_id}:{channel}")
 
     async def handle(self, items: list[tuple[bytes, AlertEvent]], pipe: Pipeline) -> None:
-        jobs: list[tuple[bytes, AlertEvent, str]] = []
+        jobs: list[Job] = []
+        now = time.time()
+        routes = self.config.routes
         for entry_id, alert in items:
             if alert.muted_by:  # the evaluator decided: silenced, maintenance or inhibited
                 log.info("alert %s muted (%s): not sent", alert.event_id, alert.muted_by)
                 continue
-            names = channels_for(self.config.routes, alert)
-            if not names:
+            taken = matching_routes(routes, alert)
+            if not taken:
                 log.warning("alert %s (%s) matched no route", alert.event_id, alert.rule)
-            jobs += [(entry_id, alert, name) for name in names]
+            chosen: dict[str, Templates | None] = {}
+            for i in taken:
+                route = routes[i]
+                if route.group_by and alert.source != GROUP_SOURCE:
+                    self.groups.add(pipe, i, route, alert, now)
+                    continue
+                for name in route.channels:
+                    chosen.setdefault(name, route.templates)
+            jobs += [(entry_id, alert, name, templates) for name, templates in chosen.items()]
+        await self.send(jobs, pipe)
+
+    async def flush_groups(self, now: float | None = None) -> int:
+        """Announce every due group: one message per group and channel; returns how many
+        groups were announced."""
+        flushes = await self.groups.claim(time.time() if now is None else now)
+        jobs: list[Job] = []
+        for flush in flushes:
+            route = self.config.routes[flush.route]
+            alert = summary(flush, route)
+            entry = f"group:{flush.key}".encode()
+            jobs += [(entry, alert, name, route.templates) for name in route.channels]
+        if jobs:
+            pipe = self.redis.pipeline(transaction=True)
+            await self.send(jobs, pipe)
+            await pipe.execute()
+        return len(flushes)
+
+    async def flush_forever(self, tick: float = GROUP_TICK_S) -> None:
+        while True:
+            try:
+                await self.flush_groups()
+            except (OSError, RedisError) as exc:  # Redis away: try again next tick
+                log.warning("group flush failed: %s", exc)
+            await asyncio.sleep(tick)
+
+    @property
+    def groups_in_use(self) -> bool:
+        return any(route.group_by for route in self.config.routes)
+
+    async def send(self, jobs: list[Job], pipe: Pipeline) -> None:
+        """Deliver each (entry, alert, channel, templates) at most once; queue the records
+        and dead letters on ``pipe``."""
         claims = self.redis.pipeline(transaction=False)
-        for _, alert, name in jobs:
+        for _, alert, name, _t in jobs:
             claims.set(self._sent_key(alert, name), "sending", nx=True, ex=SENDING_TTL_S, get=True)
         previous = await claims.execute() if jobs else []
         todo = [job for job, before in zip(jobs, previous, strict=True) if before != b"sent"]
+        for (_, alert, name, _t), before in zip(jobs, previous, strict=True):
+            if before == b"sent":  # delivered before a crash: say so, do not send again
+                pipe.xadd(self.names.deliveries, encode(self._skipped(alert, name)))
         results = await asyncio.gather(
-            *(deliver(alert, self.config.channel(name), self.ctx) for _, alert, name in todo)
+            *(
+                deliver(alert, self.config.channel(name), self.ctx, templates, self.limiters)
+                for _, alert, name, templates in todo
+            )
         )
         done = self.redis.pipeline(transaction=False)
-        for (entry_id, alert, name), records in zip(todo, results, strict=True):
+        for (entry_id, alert, name, _t), records in zip(todo, results, strict=True):
             final = records[-1]
             done.set(
                 self._sent_key(alert, name),
@@ -70,6 +132,19 @@ class Notifier:
                 self._dead_letter(pipe, entry_id, alert, final)
         if todo:
             await done.execute()
+
+    def _skipped(self, alert: AlertEvent, name: str) -> DeliveryRecord:
+        return DeliveryRecord(
+            alert_event_id=alert.event_id,
+            fingerprint=alert.fingerprint,
+            tenant=alert.tenant,
+            channel=name,
+            channel_type=self.config.channel(name).kind,
+            attempt=1,
+            outcome="skipped",
+            error="already delivered",
+            at=datetime.now(UTC),
+        )
 
     def _dead_letter(
         self, pipe: Pipeline, entry_id: bytes, alert: AlertEvent, final: DeliveryRecord

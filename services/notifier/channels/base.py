@@ -7,24 +7,41 @@ from typing import Annotated, Any, ClassVar, Protocol
 
 import httpx
 import msgspec
+from redis.asyncio import Redis
 
-from schemas import AlertEvent
+from services.notifier.templates import Notification
 from shared.configbase import ConfigStruct, Seconds
 from shared.errors import ChannelError
+from shared.streams import StreamNames
+
+
+class RateLimit(ConfigStruct, frozen=True, kw_only=True):
+    """At most ``count`` sends per ``per``; further sends wait their turn (never dropped)."""
+
+    count: Annotated[int, msgspec.Meta(ge=1)]
+    per: Seconds = Seconds(60)
 
 
 class ChannelConfig(ConfigStruct, frozen=True, kw_only=True):
     """Fields every channel has."""
 
+    # Names of the fields that hold secrets: kept out of logs, records and errors.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
     name: str
     timeout: Seconds = Seconds(5)
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
     backoff: Seconds = Seconds(0.5)  # first retry delay; doubles per attempt, jittered
+    rate_limit: RateLimit | None = None
 
     @property
     def kind(self) -> str:
         """The channel type: the ``type`` tag this channel was written with."""
         return str(self.__struct_config__.tag)
+
+    def secrets(self) -> list[str]:
+        """The secret values of this destination (non-empty ones)."""
+        return [v for f in self.secret_fields if (v := getattr(self, f, None))]
 
 
 @dataclass(slots=True)
@@ -32,10 +49,12 @@ class SendContext:
     """Long-lived clients that channels share inside one notifier process."""
 
     http: httpx.AsyncClient
+    redis: Redis | None = None
+    names: StreamNames | None = None
 
 
 class Channel(Protocol):
-    """A channel type: how to deliver one alert event to one configured destination.
+    """A channel type: how to deliver one notification to one configured destination.
 
     ``send`` returns the HTTP status code (or None) on success and raises
     ``ChannelError`` otherwise, saying whether a retry can help.
@@ -44,11 +63,11 @@ class Channel(Protocol):
     type: ClassVar[str]
     description: ClassVar[str]
 
-    async def send(self, alert: AlertEvent, config: Any, ctx: SendContext) -> int | None: ...
+    async def send(self, note: Notification, config: Any, ctx: SendContext) -> int | None: ...
 
 
 def classify(response: httpx.Response) -> int:
-    """The one outcome table for HTTP channels: 2xx ok; 408, 429, 5xx retry; other 4xx stop."""
+    """The one outcome table for HTTP channels: 2xx ok; 408, 425, 429, 5xx retry; other 4xx stop."""
     code = response.status_code
     if 200 <= code < 300:
         return code
@@ -56,19 +75,25 @@ def classify(response: httpx.Response) -> int:
     raise ChannelError(f"HTTP {code}", permanent=not retryable, status_code=code)
 
 
-async def post_json(
-    ctx: SendContext, url: str, body: bytes, headers: dict[str, str], timeout: float
-) -> int:
-    """POST a JSON body; transport failures and timeouts are retryable."""
+async def request(ctx: SendContext, method: str, url: str, timeout: float, **kwargs: Any) -> int:
+    """One HTTP request, classified; transport failures and timeouts are retryable.
+
+    Errors name only the exception type, never the URL: some APIs carry their
+    token in the path (Telegram, Slack and Discord webhooks).
+    """
     try:
-        response = await ctx.http.post(
-            url,
-            content=body,
-            headers={"content-type": "application/json", **headers},
-            timeout=timeout,
-        )
+        response = await ctx.http.request(method, url, timeout=timeout, **kwargs)
     except httpx.TimeoutException as exc:
         raise ChannelError(f"timeout: {type(exc).__name__}", permanent=False) from exc
     except httpx.HTTPError as exc:
         raise ChannelError(f"transport: {type(exc).__name__}", permanent=False) from exc
     return classify(response)
+
+
+async def post_json(
+    ctx: SendContext, url: str, body: Any, headers: dict[str, str], timeout: float
+) -> int:
+    """POST a JSON body (bytes as they are, anything else encoded with msgspec)."""
+    content = body if isinstance(body, bytes) else msgspec.json.encode(body)
+    headers = {"content-type": "application/json", **headers}
+    return await request(ctx, "POST", url, timeout, content=content, headers=headers)

@@ -1,0 +1,1 @@
+"""External alert intake: an HTTP endpoint that turns outside alerts into AlertEvents."""
