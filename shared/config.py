@@ -18,6 +18,7 @@ import msgspec
 import yaml
 
 from schemas import Severity
+from services.archiver.settings import ArchiveConfig
 from services.evaluator.rules import AnyRule
 from services.notifier.channels import AnyChannelConfig
 from services.probe.monitors import AnyCheck
@@ -60,6 +61,7 @@ class Config(ConfigStruct, frozen=True, kw_only=True):
     rules: list[AnyRule] = []
     channels: list[AnyChannelConfig] = []
     routes: list[Route] = []
+    archive: ArchiveConfig = ArchiveConfig()
 
     def interval(self, check: AnyCheck) -> float:
         return float(check.interval if check.interval is not None else self.tiers[check.tier])

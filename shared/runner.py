@@ -53,9 +53,15 @@ async def run(
         if "notifier" in roles:
             consumers.append(Notifier(config, redis, names, SendContext(http)).consumer())
         if "archiver" in roles:
-            archiver = Archiver(settings.database_url, names, settings.retention_days)
+            archiver = Archiver(
+                settings.database_url,
+                names,
+                config.archive,
+                settings.retention_days,
+                redis=redis,
+            )
             consumers += archiver.consumers()
-            loops.append(archiver.prune_forever)
+            loops.append(archiver.housekeep_forever)
             closers.append(archiver.close)
         if "probe" in roles:
             loops.append(Probe(config, redis, names, ProbeContext(http)).run)

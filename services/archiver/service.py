@@ -2,44 +2,70 @@
 
 While PostgreSQL is unreachable a handler keeps retrying with back-off instead
 of failing: consumption pauses, entries wait in the stream, nothing is lost.
+A housekeeping loop applies retention, creates partitions ahead, ends
+suppressions, expires stale alerts and trims the streams to the replay window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 
-from schemas import AlertEvent, CheckResult, DeliveryRecord, Message
-from services.archiver.store import TABLES, prune, write
+from schemas import AlertEvent, CheckResult, DeliveryRecord, Message, MetricSample
+from services.archiver import lifecycle, retention, trim
+from services.archiver.settings import DATED, ArchiveConfig
+from services.archiver.store import TABLES, write
 from shared.consumer import Consumer
 from shared.streams import Codec, StreamNames
 
 log = logging.getLogger(__name__)
 GROUP = "archiver"
-PRUNE_EVERY_S = 3600.0
 RETRY_CAP_S = 5.0
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class Writer:
     """One PostgreSQL connection for one table, reopened after any failure."""
 
-    def __init__(self, database_url: str, kind: type[Message]) -> None:
-        self.database_url, self.table = database_url, TABLES[kind]
+    def __init__(self, database_url: str, kind: type[Message], days: int, clock: Clock) -> None:
+        self.database_url, self.table, self.days, self.clock = (
+            database_url,
+            TABLES[kind],
+            days,
+            clock,
+        )
         self.conn: AsyncConnection[Any] | None = None
+        self.known_days: set[date] = set()  # partitions known to exist
 
     async def __call__(self, items: list[tuple[bytes, Any]], _pipe: Pipeline) -> None:
         delay = 0.2
         while True:
             try:
                 if self.conn is None or self.conn.closed:
+                    self.known_days.clear()
                     self.conn = await AsyncConnection.connect(self.database_url)
-                added = await write(self.conn, self.table, items)
-                log.debug("%s: %d of %d rows new", self.table.name, added, len(items))
+                outcome = await write(
+                    self.conn,
+                    self.table,
+                    items,
+                    today=self.clock().date(),
+                    retention_days=self.days,
+                    known_days=self.known_days,
+                )
+                log.debug("%s: %s", self.table.name, outcome)
                 return
             except psycopg.OperationalError as exc:
                 log.warning(
@@ -59,31 +85,63 @@ class Writer:
 
 
 class Archiver:
-    def __init__(self, database_url: str, names: StreamNames, retention_days: int) -> None:
-        self.database_url, self.names, self.retention_days = database_url, names, retention_days
-        self.writers = [
-            Writer(database_url, kind) for kind in (CheckResult, AlertEvent, DeliveryRecord)
-        ]
+    def __init__(
+        self,
+        database_url: str,
+        names: StreamNames,
+        archive: ArchiveConfig | None = None,
+        retention_days: int = 30,
+        *,
+        redis: Redis | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.database_url, self.names, self.redis, self.clock = database_url, names, redis, clock
+        self.archive = archive or ArchiveConfig()
+        self.days = {t: self.archive.days(t, retention_days) for t in DATED}
+        self.writers = {
+            kind: Writer(database_url, kind, self.days[table.name], clock)
+            for kind, table in TABLES.items()
+        }
 
     def consumers(self) -> list[Consumer[Any]]:
-        results, alerts, deliveries = self.writers
+        n, w = self.names, self.writers
         return [
-            Consumer(self.names.results, GROUP, Codec(CheckResult), results),
-            Consumer(self.names.alerts, GROUP, Codec(AlertEvent), alerts),
-            Consumer(self.names.deliveries, GROUP, Codec(DeliveryRecord), deliveries),
+            Consumer(n.results, GROUP, Codec(CheckResult), w[CheckResult]),
+            Consumer(n.metrics, GROUP, Codec(MetricSample), w[MetricSample]),
+            Consumer(n.alerts, GROUP, Codec(AlertEvent), w[AlertEvent]),
+            Consumer(n.deliveries, GROUP, Codec(DeliveryRecord), w[DeliveryRecord]),
         ]
 
-    async def prune_forever(self) -> None:
-        """Retention: drop history older than ``retention_days``, hourly."""
+    @property
+    def streams(self) -> list[str]:
+        n = self.names
+        return [n.results, n.metrics, n.alerts, n.deliveries]
+
+    async def housekeep(self, *, dry_run: bool = False) -> tuple[retention.Plan, list[trim.Trim]]:
+        """One round of retention, lifecycle expiry and stream trimming."""
+        now = self.clock()
+        async with await AsyncConnection.connect(self.database_url) as conn:
+            todo = await retention.plan(conn, self.days, now, self.archive.partitions_ahead)
+            if not dry_run:
+                await retention.apply(conn, todo, now)
+                ttl = timedelta(seconds=self.archive.alert_ttl)
+                await lifecycle.housekeep(conn, now, ttl)
+        trims: list[trim.Trim] = []
+        if self.redis is not None:
+            window_ms = int(self.archive.replay_window * 1000)
+            now_ms = int(now.timestamp() * 1000)
+            trims = await trim.trim(self.redis, self.streams, now_ms, window_ms, dry_run=dry_run)
+        return todo, trims
+
+    async def housekeep_forever(self) -> None:
         while True:
             try:
-                async with await AsyncConnection.connect(self.database_url) as conn:
-                    deleted = await prune(conn, self.retention_days)
-                log.info("retention: pruned %s", deleted)
-            except psycopg.Error as exc:
-                log.warning("retention: prune failed: %s", exc)
-            await asyncio.sleep(PRUNE_EVERY_S)
+                todo, trims = await self.housekeep()
+                log.info("housekeeping: %s; trimmed %s", todo.lines(), trims)
+            except (psycopg.Error, RedisError) as exc:
+                log.warning("housekeeping failed, retrying next round: %s", exc)
+            await asyncio.sleep(self.archive.prune_every)
 
     async def close(self) -> None:
-        for writer in self.writers:
+        for writer in self.writers.values():
             await writer.close()
