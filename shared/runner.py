@@ -59,6 +59,8 @@ async def run(
                 config.archive,
                 settings.retention_days,
                 redis=redis,
+                consumer_name=settings.consumer_name,
+                reclaim_idle_ms=settings.reclaim_idle_ms,
             )
             consumers += archiver.consumers()
             loops.append(archiver.housekeep_forever)

@@ -38,19 +38,39 @@ def utcnow() -> datetime:
 
 
 class Writer:
-    """One PostgreSQL connection for one table, reopened after any failure."""
+    """One PostgreSQL connection for one table, reopened after any failure.
 
-    def __init__(self, database_url: str, kind: type[Message], days: int, clock: Clock) -> None:
+    During an outage the batch stays pending in Redis. So that reclaimers (of
+    other archiver processes too) do not count it as a failed delivery again and
+    again and finally dead-letter it, the writer keeps re-claiming it with XCLAIM
+    JUSTID, which resets its idle time without incrementing its delivery count.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        kind: type[Message],
+        days: int,
+        clock: Clock,
+        hold: Hold | None = None,
+    ) -> None:
         self.database_url, self.table, self.days, self.clock = (
             database_url,
             TABLES[kind],
             days,
             clock,
         )
+        self.hold = hold
+        self.retry_cap_s = min(RETRY_CAP_S, hold.every_s) if hold else RETRY_CAP_S
         self.conn: AsyncConnection[Any] | None = None
         self.known_days: set[date] = set()  # partitions known to exist
+        self.lock = asyncio.Lock()  # the reader and the reclaimer share one connection
 
     async def __call__(self, items: list[tuple[bytes, Any]], _pipe: Pipeline) -> None:
+        async with self.lock:
+            await self._write(items)
+
+    async def _write(self, items: list[tuple[bytes, Any]]) -> None:
         delay = 0.2
         while True:
             try:
@@ -75,13 +95,29 @@ class Writer:
                     delay,
                 )
                 await self.close()
+                if self.hold is not None:
+                    await self.hold.keep([entry_id for entry_id, _ in items])
                 await asyncio.sleep(delay)
-                delay = min(RETRY_CAP_S, delay * 2)
+                delay = min(self.retry_cap_s, delay * 2)
 
     async def close(self) -> None:
         if self.conn is not None:
             await self.conn.close()
             self.conn = None
+
+
+class Hold:
+    """Keeps a stream's pending entries fresh while they wait for PostgreSQL."""
+
+    def __init__(self, redis: Redis, stream: str, consumer: str, every_s: float) -> None:
+        self.redis, self.stream, self.consumer, self.every_s = redis, stream, consumer, every_s
+
+    async def keep(self, ids: list[bytes]) -> None:
+        claim: list[Any] = list(ids)
+        try:
+            await self.redis.xclaim(self.stream, GROUP, self.consumer, 0, claim, justid=True)
+        except RedisError as exc:
+            log.warning("%s: cannot refresh pending entries: %s", self.stream, exc)
 
 
 class Archiver:
@@ -94,12 +130,27 @@ class Archiver:
         *,
         redis: Redis | None = None,
         clock: Clock = utcnow,
+        consumer_name: str = "archiver",
+        reclaim_idle_ms: int = 60_000,
     ) -> None:
         self.database_url, self.names, self.redis, self.clock = database_url, names, redis, clock
         self.archive = archive or ArchiveConfig()
         self.days = {t: self.archive.days(t, retention_days) for t in DATED}
+        streams = {
+            CheckResult: names.results,
+            MetricSample: names.metrics,
+            AlertEvent: names.alerts,
+            DeliveryRecord: names.deliveries,
+        }
+        every_s = reclaim_idle_ms / 1000 / 4  # refresh well within the reclaimer's idle time
         self.writers = {
-            kind: Writer(database_url, kind, self.days[table.name], clock)
+            kind: Writer(
+                database_url,
+                kind,
+                self.days[table.name],
+                clock,
+                Hold(redis, streams[kind], consumer_name, every_s) if redis else None,
+            )
             for kind, table in TABLES.items()
         }
 

@@ -214,10 +214,12 @@ async def write(
         return outcome
     cols = ", ".join(table.columns)
     staging = f"staging_{table.name}"
-    async with conn.transaction():
-        missing = days - known_days if known_days is not None else days
-        if missing:
+    missing = days - known_days if known_days is not None else days
+    if missing:
+        # Its own short transaction: creating a partition locks the parent table.
+        async with conn.transaction():
             await partitions.ensure(conn, table.name, missing)
+    async with conn.transaction():
         await conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
             f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
