@@ -90,6 +90,7 @@ def suppress(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(alerts_app, name="alerts")
+    register_replay(app)
 
     @app.command("migrate")
     def migrate() -> None:
@@ -134,3 +135,45 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{verb}: trim {t.entries} entries of {t.stream} before {t.minid}")
 
         asyncio.run(main())
+
+
+def register_replay(app: typer.Typer) -> None:
+    @app.command("replay")
+    def replay_cmd(
+        since: Annotated[str, typer.Option("--from", help="start time (RFC 3339, UTC default)")],
+        until: Annotated[str, typer.Option("--to", help="end time (exclusive)")],
+        tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+        service: Annotated[str | None, typer.Option("--service")] = None,
+        rules: Annotated[
+            str | None,
+            typer.Option("--rules", help="a YAML file with a rules: section to try instead"),
+        ] = None,
+        output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    ) -> None:
+        """Re-run check results of a time range through the rules (dry run) and print
+        what fired and resolved; with --rules, compared with what really fired."""
+        from services.archiver.replay import Filter, run_replay
+        from shared.config import load_config
+        from shared.settings import Settings
+
+        if output not in ("table", "json"):
+            raise VigilError("--format is table or json")
+        settings = Settings.from_env()
+        now = datetime.now(UTC)
+        f = Filter(parse_time(since, now), parse_time(until, now), tenant, service)
+        if rules is not None:
+            rule_set = load_config(rules).rules
+        elif settings.config_path is not None:
+            rule_set = load_config(settings.config_path).rules
+        else:
+            raise VigilError("no rules: set VIGIL_CONFIG or pass --rules FILE")
+
+        def progress(n: int) -> None:
+            typer.echo(f"replayed {n:,} results ...", err=True)
+
+        text = asyncio.run(
+            run_replay(
+                settings, f, rule_set, compare=rules is not None, output=output, progress=progress
+            )
+        )
+        typer.echo(text)

@@ -68,16 +68,43 @@ async def ensure(conn: AsyncConnection[Any], table: str, days: Iterable[date]) -
         if day in have:
             continue
         name = partition_name(table, day)
+        # CREATE … PARTITION OF would take an ACCESS EXCLUSIVE lock on the parent,
+        # blocking every reader; ATTACH takes only SHARE UPDATE EXCLUSIVE.
         await conn.execute(
-            sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-                sql.Identifier(name),
+            sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(
+                sql.Identifier(name), sql.Identifier(table)
+            )
+        )
+        await conn.execute(
+            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
                 sql.Identifier(table),
+                sql.Identifier(name),
                 sql.Literal(day_start(day)),
                 sql.Literal(day_start(day + timedelta(days=1))),
             )
         )
         created.append(name)
     return created
+
+
+async def drop(conn: AsyncConnection[Any], table: str, partition: str) -> None:
+    """Detach without blocking readers or writers, then drop. Needs an autocommit
+    connection: DETACH … CONCURRENTLY cannot run inside a transaction block."""
+    cur = await conn.execute(
+        "SELECT i.inhdetachpending FROM pg_inherits i "
+        "WHERE i.inhparent = %s::regclass AND i.inhrelid = %s::regclass",
+        (table, partition),
+    )
+    row = await cur.fetchone()
+    if row is not None:
+        # A detach interrupted half-way is finished with FINALIZE.
+        mode = "FINALIZE" if row[0] else "CONCURRENTLY"
+        await conn.execute(
+            sql.SQL("ALTER TABLE {} DETACH PARTITION {} " + mode).format(
+                sql.Identifier(table), sql.Identifier(partition)
+            )
+        )
+    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(partition)))
 
 
 def expired(days: Iterable[date], today: date, retention_days: int) -> list[date]:

@@ -76,12 +76,9 @@ async def plan(conn: AsyncConnection[Any], days: dict[str, int], now: datetime, 
 
 
 async def apply(conn: AsyncConnection[Any], todo: Plan, now: datetime) -> None:
-    """Carry out a plan, one short transaction per step."""
+    """Carry out a plan, one short transaction per step (``conn`` is autocommit)."""
     for drop in todo.drops:
-        async with conn.transaction():
-            await conn.execute(
-                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(drop.partition))
-            )
+        await partitions.drop(conn, drop.table, drop.partition)
     for delete in todo.deletes:
         async with conn.transaction():
             await conn.execute(

@@ -171,7 +171,7 @@ class Archiver:
     async def housekeep(self, *, dry_run: bool = False) -> tuple[retention.Plan, list[trim.Trim]]:
         """One round of retention, lifecycle expiry and stream trimming."""
         now = self.clock()
-        async with await AsyncConnection.connect(self.database_url) as conn:
+        async with await AsyncConnection.connect(self.database_url, autocommit=True) as conn:
             todo = await retention.plan(conn, self.days, now, self.archive.partitions_ahead)
             if not dry_run:
                 await retention.apply(conn, todo, now)
