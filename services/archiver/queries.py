@@ -65,6 +65,7 @@ async def uptime(
         f"SELECT {cols}, sum(executions), sum(successes), sum(failures) FROM check_rollups "
         f"WHERE {' AND '.join(where)} GROUP BY {cols} ORDER BY {cols}",
         {"since": hour_of(now - window), "now": now, "tenant": tenant, "service": service},
+        prepare=False,  # a prepared generic plan ignores the selective filters
     )
     out = []
     for row in await cur.fetchall():

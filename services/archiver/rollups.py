@@ -53,10 +53,15 @@ def aggregate(results: Iterable[CheckResult]) -> dict[Key, Rollup]:
     return out
 
 
-UPSERT = """
-INSERT INTO check_rollups AS r (tenant, service, check_name, hour, executions, successes,
-    failures, latency_sum, latency_min, latency_max, latency_buckets)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::bigint[])
+_COLUMNS = (
+    "tenant, service, check_name, hour, executions, successes, failures, "
+    "latency_sum, latency_min, latency_max, latency_buckets"
+)
+# One statement per batch: the deltas are COPied into a temporary table first.
+# ORDER BY: concurrent archivers lock rollup rows in one order, so never deadlock.
+UPSERT = f"""
+INSERT INTO check_rollups AS r ({_COLUMNS}) SELECT {_COLUMNS} FROM staging_rollups
+ORDER BY tenant, service, check_name, hour
 ON CONFLICT (tenant, service, check_name, hour) DO UPDATE SET
     executions = r.executions + excluded.executions,
     successes = r.successes + excluded.successes,
@@ -70,18 +75,22 @@ ON CONFLICT (tenant, service, check_name, hour) DO UPDATE SET
 
 async def add(conn: AsyncConnection[Any], results: list[Any]) -> None:
     """Fold newly archived results into their hours (inside the caller's transaction)."""
-    rows = [
-        (
-            *key,
-            r.executions,
-            r.successes,
-            r.failures,
-            r.latency_sum,
-            r.latency_min,
-            r.latency_max,
-            r.buckets,
-        )
-        for key, r in sorted(aggregate(results).items())  # sorted: no deadlock between writers
-    ]
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS staging_rollups (LIKE check_rollups) ON COMMIT DELETE ROWS"
+    )
     async with conn.cursor() as cur:
-        await cur.executemany(UPSERT, rows)
+        async with cur.copy(f"COPY staging_rollups ({_COLUMNS}) FROM STDIN") as copy:
+            for key, r in aggregate(results).items():
+                await copy.write_row(
+                    (
+                        *key,
+                        r.executions,
+                        r.successes,
+                        r.failures,
+                        r.latency_sum,
+                        r.latency_min,
+                        r.latency_max,
+                        r.buckets,
+                    )
+                )
+        await cur.execute(UPSERT)
