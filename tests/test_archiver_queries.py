@@ -9,10 +9,10 @@ from psycopg import AsyncConnection
 from redis.asyncio import Redis
 
 from schemas import CheckResult
-from services.archiver import histogram, lifecycle, queries
+from services.archiver import lifecycle, queries
 from services.archiver.patterns import AlertFacts, analyse, sla
 from services.archiver.service import Archiver
-from services.archiver.store import ALERTS, write
+from services.archiver.store import ALERTS, RESULTS, write
 from shared.streams import StreamNames
 from tests.test_archiver import alert
 
@@ -30,14 +30,23 @@ async def add_rollup(
     service: str = "shop",
     tenant: str = "acme",
 ) -> None:
-    await conn.execute(
-        "insert into check_rollups values (%s, %s, %s, %s, %s, %s, %s, 0, 0, 0, %s)",
-        (tenant, service, check, hour, up + down + unknown, up, down, [0] * histogram.SIZE),
-    )
+    """Archive ``up`` healthy, ``down`` unhealthy and ``unknown`` results in that hour."""
+    statuses = ["healthy"] * up + ["unhealthy"] * down + ["unknown"] * unknown
+    items = [
+        (
+            f"{check}{service}{hour.timestamp():.0f}-{i}".encode(),
+            CheckResult(
+                tenant=tenant, service=service, check=check, tier="core", status=status,
+                latency_ms=1.0, observed_at=hour + timedelta(seconds=i),
+            ),
+        )
+        for i, status in enumerate(statuses)
+    ]  # fmt: skip
+    await write(conn, RESULTS, items, today=NOW.date(), retention_days=60)
 
 
 async def test_uptime_per_check_service_and_tenant_over_windows(database_url: str) -> None:
-    async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+    async with await AsyncConnection.connect(database_url) as conn:
         # web: 3 recent hours, 171 up / 9 down; and a bad hour 3 days ago (0 up / 60 down)
         await add_rollup(conn, "web", NOW - 3 * H, 60, 0)
         await add_rollup(conn, "web", NOW - 2 * H, 57, 3)
@@ -48,6 +57,11 @@ async def test_uptime_per_check_service_and_tenant_over_windows(database_url: st
         # another service; and an hour 31 days ago that no window reaches
         await add_rollup(conn, "db", NOW - 1 * H, 30, 30, service="billing")
         await add_rollup(conn, "db", NOW - 31 * 24 * H, 0, 100, service="billing")
+        # the partial first day of a 7-day window comes from the hourly rollups
+        await add_rollup(conn, "e", NOW - 7 * 24 * H + H, 10, 0, service="edge")
+        await add_rollup(conn, "e", NOW - 7 * 24 * H - H, 0, 10, service="edge")
+        [edge] = await queries.uptime(conn, "check", queries.WINDOWS["7d"], NOW, service="edge")
+        assert (edge.executions, edge.percent) == (10, 100.0)
         day = await queries.uptime(conn, "check", queries.WINDOWS["24h"], NOW)
         assert [(u.service, u.check, u.percent) for u in day] == [
             ("billing", "db", 50.0),
@@ -65,8 +79,8 @@ async def test_uptime_per_check_service_and_tenant_over_windows(database_url: st
             ("shop", 240, pytest.approx(100 * 221 / 235)),
         ]
         [tenant] = await queries.uptime(conn, "tenant", queries.WINDOWS["30d"], NOW, tenant="acme")
-        assert (tenant.successes, tenant.failures) == (251, 104)
-        assert tenant.percent == pytest.approx(100 * 251 / 355)
+        assert (tenant.successes, tenant.failures) == (261, 114)
+        assert tenant.percent == pytest.approx(100 * 261 / 375)
 
 
 @pytest.mark.parametrize(

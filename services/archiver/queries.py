@@ -20,6 +20,7 @@ from services.archiver.patterns import AlertFacts, Patterns, analyse
 from services.archiver.rollups import hour_of
 
 Level = Literal["check", "service", "tenant"]
+ZERO = timedelta(0)
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 _GROUP = {
     "tenant": ("tenant",),
@@ -44,6 +45,10 @@ class Uptime:
         return 100.0 * self.successes / counted if counted else None
 
 
+def _midnight(at: datetime) -> datetime:
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 async def uptime(
     conn: AsyncConnection[Any],
     level: Level,
@@ -53,18 +58,47 @@ async def uptime(
     tenant: str | None = None,
     service: str | None = None,
 ) -> list[Uptime]:
-    """Uptime per check, service or tenant over ``window`` before ``now``."""
+    """Uptime per check, service or tenant over ``window`` before ``now``.
+
+    Whole UTC days come from the daily rollups, the partial first and last day
+    from the hourly ones: 30 days for 1,000 checks read ~30k + ~48k rows, not 720k.
+    """
     keys = _GROUP[level]
     cols = ", ".join(keys)
-    where = ["hour >= %(since)s", "hour <= %(now)s"]
-    if tenant is not None:
-        where.append("tenant = %(tenant)s")
-    if service is not None:
-        where.append("service = %(service)s")
+    since = hour_of(now - window)
+    first_day = _midnight(since) + (timedelta(days=1) if since != _midnight(since) else ZERO)
+    today = _midnight(hour_of(now))
+    filters = "".join(
+        f" AND {name} = %({name})s" for name, v in (("tenant", tenant), ("service", service)) if v
+    )
+    counts = "executions, successes, failures"
+    if first_day < today:
+        parts = [
+            f"SELECT {cols}, {counts} FROM check_rollups "
+            f"WHERE hour >= %(since)s AND hour < %(first_day)s{filters}",
+            f"SELECT {cols}, {counts} FROM check_rollups_daily "
+            f"WHERE day >= %(first_day)s AND day < %(today)s{filters}",
+            f"SELECT {cols}, {counts} FROM check_rollups "
+            f"WHERE hour >= %(today)s AND hour <= %(now)s{filters}",
+        ]
+    else:
+        parts = [
+            f"SELECT {cols}, {counts} FROM check_rollups "
+            f"WHERE hour >= %(since)s AND hour <= %(now)s{filters}"
+        ]
+    params = {
+        "since": since,
+        "first_day": first_day,
+        "today": today,
+        "now": now,
+        "tenant": tenant,
+        "service": service,
+    }
     cur = await conn.execute(
-        f"SELECT {cols}, sum(executions), sum(successes), sum(failures) FROM check_rollups "
-        f"WHERE {' AND '.join(where)} GROUP BY {cols} ORDER BY {cols}",
-        {"since": hour_of(now - window), "now": now, "tenant": tenant, "service": service},
+        f"SELECT {cols}, sum(executions), sum(successes), sum(failures) FROM ("
+        + " UNION ALL ".join(parts)
+        + f") u GROUP BY {cols} ORDER BY {cols}",
+        params,
         prepare=False,  # a prepared generic plan ignores the selective filters
     )
     out = []

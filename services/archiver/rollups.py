@@ -72,6 +72,18 @@ ON CONFLICT (tenant, service, check_name, hour) DO UPDATE SET
     latency_buckets = vigil_add_buckets(r.latency_buckets, excluded.latency_buckets)
 """
 
+UPSERT_DAILY = """
+INSERT INTO check_rollups_daily AS r
+    (tenant, service, check_name, day, executions, successes, failures)
+SELECT tenant, service, check_name, date_trunc('day', hour, 'UTC'), sum(executions),
+    sum(successes), sum(failures)
+FROM staging_rollups GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (tenant, service, check_name, day) DO UPDATE SET
+    executions = r.executions + excluded.executions,
+    successes = r.successes + excluded.successes,
+    failures = r.failures + excluded.failures
+"""
+
 
 async def add(conn: AsyncConnection[Any], results: list[Any]) -> None:
     """Fold newly archived results into their hours (inside the caller's transaction)."""
@@ -94,3 +106,4 @@ async def add(conn: AsyncConnection[Any], results: list[Any]) -> None:
                     )
                 )
         await cur.execute(UPSERT)
+        await cur.execute(UPSERT_DAILY)

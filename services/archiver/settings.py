@@ -14,6 +14,7 @@ DATED: dict[str, str] = {
     "check_results": "observed_at",
     "metric_samples": "observed_at",
     "check_rollups": "hour",
+    "check_rollups_daily": "day",
     "alert_events": "started_at",
     "deliveries": "at",
     "alerts": "started_at",

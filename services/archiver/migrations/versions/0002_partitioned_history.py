@@ -77,6 +77,24 @@ def upgrade() -> None:
             PRIMARY KEY (tenant, service, check_name, hour)
         );
         CREATE INDEX check_rollups_hour ON check_rollups (hour);
+        -- The histogram is mostly zeros: keep it compressed inline, so that scans
+        -- that do not read it (uptime) read narrow rows.
+        ALTER TABLE check_rollups ALTER COLUMN latency_buckets SET STORAGE MAIN;
+        ALTER TABLE check_rollups SET (toast_tuple_target = 128);
+
+        -- Per check and UTC day, counts only: uptime over 7 or 30 days reads
+        -- whole days here and only the partial days from check_rollups.
+        CREATE TABLE check_rollups_daily (
+            tenant       text NOT NULL,
+            service      text NOT NULL,
+            check_name   text NOT NULL,
+            day          timestamptz NOT NULL,
+            executions   bigint NOT NULL,
+            successes    bigint NOT NULL,
+            failures     bigint NOT NULL,
+            PRIMARY KEY (tenant, service, check_name, day)
+        );
+        CREATE INDEX check_rollups_daily_day ON check_rollups_daily (day);
 
         CREATE FUNCTION vigil_add_buckets(a bigint[], b bigint[]) RETURNS bigint[]
             LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -157,6 +175,7 @@ def downgrade() -> None:
         DROP TABLE alert_transitions;
         DROP TABLE alerts;
         DROP FUNCTION vigil_add_buckets(bigint[], bigint[]);
+        DROP TABLE check_rollups_daily;
         DROP TABLE check_rollups;
         DROP TABLE metric_samples;
         CREATE TABLE check_results_flat (LIKE check_results INCLUDING DEFAULTS);
