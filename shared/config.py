@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import yaml
 
+from services.archiver.settings import ArchiveConfig
 from services.evaluator.defaults import DEFAULT_RULES
 from services.evaluator.muting import InhibitRule, MaintenanceWindow, Muting, Silence
 from services.evaluator.rules import AnyRule
@@ -55,6 +56,7 @@ class Config(ConfigStruct, frozen=True, kw_only=True):
     channels: list[AnyChannelConfig] = []
     routes: list[Route] = []
     intake: IntakeConfig | None = None
+    archive: ArchiveConfig = ArchiveConfig()
 
     @property
     def all_rules(self) -> list[AnyRule]:

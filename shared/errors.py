@@ -26,3 +26,7 @@ class ChannelError(VigilError):
     def __init__(self, reason: str, *, permanent: bool, status_code: int | None = None) -> None:
         self.reason, self.permanent, self.status_code = reason, permanent, status_code
         super().__init__(reason)
+
+
+class AlertActionError(VigilError):
+    """An alert lifecycle action is impossible: unknown alert, or its state forbids it."""

@@ -75,9 +75,17 @@ async def run(
                 redact.install(s for p in intake.producers for s in p.secrets())
                 loops.append(lambda: serve_intake(intake, redis, names))
         if "archiver" in roles:
-            archiver = Archiver(settings.database_url, names, settings.retention_days)
+            archiver = Archiver(
+                settings.database_url,
+                names,
+                config.archive,
+                settings.retention_days,
+                redis=redis,
+                consumer_name=settings.consumer_name,
+                reclaim_idle_ms=settings.reclaim_idle_ms,
+            )
             consumers += archiver.consumers()
-            loops.append(archiver.prune_forever)
+            loops.append(archiver.housekeep_forever)
             closers.append(archiver.close)
         if "probe" in roles:
             # The user agent names the worker, so a target can tell which one called.

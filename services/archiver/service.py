@@ -2,44 +2,90 @@
 
 While PostgreSQL is unreachable a handler keeps retrying with back-off instead
 of failing: consumption pauses, entries wait in the stream, nothing is lost.
+A housekeeping loop applies retention, creates partitions ahead, ends
+suppressions, expires stale alerts and trims the streams to the replay window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 
-from schemas import AlertEvent, CheckResult, DeliveryRecord, Message
-from services.archiver.store import TABLES, prune, write
+from schemas import AlertEvent, CheckResult, DeliveryRecord, Message, MetricSample
+from services.archiver import lifecycle, retention, trim
+from services.archiver.settings import DATED, ArchiveConfig
+from services.archiver.store import TABLES, write
 from shared.consumer import Consumer
 from shared.streams import Codec, StreamNames
 
 log = logging.getLogger(__name__)
 GROUP = "archiver"
-PRUNE_EVERY_S = 3600.0
 RETRY_CAP_S = 5.0
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class Writer:
-    """One PostgreSQL connection for one table, reopened after any failure."""
+    """One PostgreSQL connection for one table, reopened after any failure.
 
-    def __init__(self, database_url: str, kind: type[Message]) -> None:
-        self.database_url, self.table = database_url, TABLES[kind]
+    During an outage the batch stays pending in Redis. So that reclaimers (of
+    other archiver processes too) do not count it as a failed delivery again and
+    again and finally dead-letter it, the writer keeps re-claiming it with XCLAIM
+    JUSTID, which resets its idle time without incrementing its delivery count.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        kind: type[Message],
+        days: int,
+        clock: Clock,
+        hold: Hold | None = None,
+    ) -> None:
+        self.database_url, self.table, self.days, self.clock = (
+            database_url,
+            TABLES[kind],
+            days,
+            clock,
+        )
+        self.hold = hold
+        self.retry_cap_s = min(RETRY_CAP_S, hold.every_s) if hold else RETRY_CAP_S
         self.conn: AsyncConnection[Any] | None = None
+        self.known_days: set[date] = set()  # partitions known to exist
+        self.lock = asyncio.Lock()  # the reader and the reclaimer share one connection
 
     async def __call__(self, items: list[tuple[bytes, Any]], _pipe: Pipeline) -> None:
+        async with self.lock:
+            await self._write(items)
+
+    async def _write(self, items: list[tuple[bytes, Any]]) -> None:
         delay = 0.2
         while True:
             try:
                 if self.conn is None or self.conn.closed:
+                    self.known_days.clear()
                     self.conn = await AsyncConnection.connect(self.database_url)
-                added = await write(self.conn, self.table, items)
-                log.debug("%s: %d of %d rows new", self.table.name, added, len(items))
+                outcome = await write(
+                    self.conn,
+                    self.table,
+                    items,
+                    today=self.clock().date(),
+                    retention_days=self.days,
+                    known_days=self.known_days,
+                )
+                log.debug("%s: %s", self.table.name, outcome)
                 return
             except psycopg.OperationalError as exc:
                 log.warning(
@@ -49,8 +95,10 @@ class Writer:
                     delay,
                 )
                 await self.close()
+                if self.hold is not None:
+                    await self.hold.keep([entry_id for entry_id, _ in items])
                 await asyncio.sleep(delay)
-                delay = min(RETRY_CAP_S, delay * 2)
+                delay = min(self.retry_cap_s, delay * 2)
 
     async def close(self) -> None:
         if self.conn is not None:
@@ -58,32 +106,93 @@ class Writer:
             self.conn = None
 
 
+class Hold:
+    """Keeps a stream's pending entries fresh while they wait for PostgreSQL."""
+
+    def __init__(self, redis: Redis, stream: str, consumer: str, every_s: float) -> None:
+        self.redis, self.stream, self.consumer, self.every_s = redis, stream, consumer, every_s
+
+    async def keep(self, ids: list[bytes]) -> None:
+        claim: list[Any] = list(ids)
+        try:
+            await self.redis.xclaim(self.stream, GROUP, self.consumer, 0, claim, justid=True)
+        except RedisError as exc:
+            log.warning("%s: cannot refresh pending entries: %s", self.stream, exc)
+
+
 class Archiver:
-    def __init__(self, database_url: str, names: StreamNames, retention_days: int) -> None:
-        self.database_url, self.names, self.retention_days = database_url, names, retention_days
-        self.writers = [
-            Writer(database_url, kind) for kind in (CheckResult, AlertEvent, DeliveryRecord)
-        ]
+    def __init__(
+        self,
+        database_url: str,
+        names: StreamNames,
+        archive: ArchiveConfig | None = None,
+        retention_days: int = 30,
+        *,
+        redis: Redis | None = None,
+        clock: Clock = utcnow,
+        consumer_name: str = "archiver",
+        reclaim_idle_ms: int = 60_000,
+    ) -> None:
+        self.database_url, self.names, self.redis, self.clock = database_url, names, redis, clock
+        self.archive = archive or ArchiveConfig()
+        self.days = {t: self.archive.days(t, retention_days) for t in DATED}
+        streams = {
+            CheckResult: names.results,
+            MetricSample: names.metrics,
+            AlertEvent: names.alerts,
+            DeliveryRecord: names.deliveries,
+        }
+        every_s = reclaim_idle_ms / 1000 / 4  # refresh well within the reclaimer's idle time
+        self.writers = {
+            kind: Writer(
+                database_url,
+                kind,
+                self.days[table.name],
+                clock,
+                Hold(redis, streams[kind], consumer_name, every_s) if redis else None,
+            )
+            for kind, table in TABLES.items()
+        }
 
     def consumers(self) -> list[Consumer[Any]]:
-        results, alerts, deliveries = self.writers
+        n, w = self.names, self.writers
         return [
-            Consumer(self.names.results, GROUP, Codec(CheckResult), results),
-            Consumer(self.names.alerts, GROUP, Codec(AlertEvent), alerts),
-            Consumer(self.names.deliveries, GROUP, Codec(DeliveryRecord), deliveries),
+            Consumer(n.results, GROUP, Codec(CheckResult), w[CheckResult]),
+            Consumer(n.metrics, GROUP, Codec(MetricSample), w[MetricSample]),
+            Consumer(n.alerts, GROUP, Codec(AlertEvent), w[AlertEvent]),
+            Consumer(n.deliveries, GROUP, Codec(DeliveryRecord), w[DeliveryRecord]),
         ]
 
-    async def prune_forever(self) -> None:
-        """Retention: drop history older than ``retention_days``, hourly."""
+    @property
+    def streams(self) -> list[str]:
+        n = self.names
+        return [n.results, n.metrics, n.alerts, n.deliveries]
+
+    async def housekeep(self, *, dry_run: bool = False) -> tuple[retention.Plan, list[trim.Trim]]:
+        """One round of retention, lifecycle expiry and stream trimming."""
+        now = self.clock()
+        async with await AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+            todo = await retention.plan(conn, self.days, now, self.archive.partitions_ahead)
+            if not dry_run:
+                await retention.apply(conn, todo, now)
+                ttl = timedelta(seconds=self.archive.alert_ttl)
+                await lifecycle.housekeep(conn, now, ttl)
+        trims: list[trim.Trim] = []
+        if self.redis is not None:
+            window_ms = int(self.archive.replay_window * 1000)
+            now_ms = int(now.timestamp() * 1000)
+            trims = await trim.trim(self.redis, self.streams, now_ms, window_ms, dry_run=dry_run)
+        return todo, trims
+
+    async def housekeep_forever(self) -> None:
         while True:
             try:
-                async with await AsyncConnection.connect(self.database_url) as conn:
-                    deleted = await prune(conn, self.retention_days)
-                log.info("retention: pruned %s", deleted)
-            except psycopg.Error as exc:
-                log.warning("retention: prune failed: %s", exc)
-            await asyncio.sleep(PRUNE_EVERY_S)
+                todo, trims = await self.housekeep()
+                log.info("housekeeping: %s; trimmed %s", todo.lines(), trims)
+            except (psycopg.Error, RedisError) as exc:
+                log.warning("housekeeping failed, retrying next round: %s", exc)
+            await asyncio.sleep(self.archive.prune_every)
 
     async def close(self) -> None:
-        for writer in self.writers:
+        for writer in self.writers.values():
             await writer.close()

@@ -1,17 +1,26 @@
 """Batched, idempotent writes of history rows: COPY into a temporary table, then
-``INSERT … ON CONFLICT DO NOTHING`` keyed on the stream entry id."""
+``INSERT … ON CONFLICT DO NOTHING`` keyed on the stream entry id.
+
+Only the rows that were really new feed the derived tables (hourly rollups,
+alert lifecycle), so a redelivered batch changes nothing at all.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from schemas import AlertEvent, CheckResult, DeliveryRecord, Message
+from schemas import AlertEvent, CheckResult, DeliveryRecord, Message, MetricSample
+from services.archiver import lifecycle, partitions, rollups
+
+Item = tuple[bytes, Any]
+OnNew = Callable[[AsyncConnection[Any], list[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +30,9 @@ class Table:
     name: str
     columns: tuple[str, ...]
     row: Callable[[bytes, Any], Sequence[Any]]
+    key: tuple[str, ...] = ("stream_id",)
+    dated_by: Callable[[Any], datetime] | None = None  # set for partitioned tables
+    on_new: OnNew | None = None
 
 
 def _json(value: dict[str, Any]) -> Jsonb:
@@ -53,6 +65,34 @@ RESULTS = Table(
         _json(r.details),
         r.observed_at,
     ),
+    key=("stream_id", "observed_at"),
+    dated_by=lambda r: r.observed_at,
+    on_new=rollups.add,
+)
+METRICS = Table(
+    "metric_samples",
+    (
+        "stream_id",
+        "event_id",
+        "tenant",
+        "service",
+        "metric",
+        "value",
+        "labels",
+        "observed_at",
+    ),
+    lambda sid, m: (
+        sid.decode(),
+        m.event_id,
+        m.tenant,
+        m.service,
+        m.metric,
+        m.value,
+        _json(m.labels),
+        m.observed_at,
+    ),
+    key=("stream_id", "observed_at"),
+    dated_by=lambda m: m.observed_at,
 )
 ALERTS = Table(
     "alert_events",
@@ -92,6 +132,7 @@ ALERTS = Table(
         a.ended_at,
         a.source,
     ),
+    on_new=lifecycle.record_events,
 )
 DELIVERIES = Table(
     "deliveries",
@@ -128,17 +169,56 @@ DELIVERIES = Table(
 )
 TABLES: dict[type[Message], Table] = {
     CheckResult: RESULTS,
+    MetricSample: METRICS,
     AlertEvent: ALERTS,
     DeliveryRecord: DELIVERIES,
 }
 
 
+@dataclass(slots=True)
+class Outcome:
+    new: int = 0
+    duplicate: int = 0
+    expired: int = 0  # older than retention: their partition is gone, not re-created
+
+
+def keep_fresh(
+    table: Table, items: Sequence[Item], today: date, retention_days: int
+) -> tuple[list[Item], set[date]]:
+    """Split off rows of days already past retention; returns the rest and their days."""
+    if table.dated_by is None:
+        return list(items), set()
+    cutoff = today - timedelta(days=retention_days)
+    kept, days = [], set()
+    for item in items:
+        day = partitions.day_of(table.dated_by(item[1]))
+        if day >= cutoff:
+            kept.append(item)
+            days.add(day)
+    return kept, days
+
+
 async def write(
-    conn: AsyncConnection[Any], table: Table, items: Sequence[tuple[bytes, Any]]
-) -> int:
-    """Write one batch in one transaction; returns how many rows were new."""
+    conn: AsyncConnection[Any],
+    table: Table,
+    items: Sequence[Item],
+    *,
+    today: date,
+    retention_days: int,
+    known_days: set[date] | None = None,
+) -> Outcome:
+    """Write one batch in one transaction. ``known_days`` caches partitions that exist."""
+    fresh, days = keep_fresh(table, items, today, retention_days)
+    outcome = Outcome(expired=len(items) - len(fresh))
+    if not fresh:
+        return outcome
     cols = ", ".join(table.columns)
     staging = f"staging_{table.name}"
+    missing = days - known_days if known_days is not None else days
+    if missing:
+        # Its own short transaction: creating a partition locks the parent table.
+        async with conn.transaction():
+            await partitions.ensure(conn, table.name, missing)
     async with conn.transaction():
         await conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
@@ -146,27 +226,17 @@ async def write(
         )
         async with conn.cursor() as cur:
             async with cur.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
-                for entry_id, message in items:
+                for entry_id, message in fresh:
                     await copy.write_row(table.row(entry_id, message))
             await cur.execute(
                 f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {staging} "
-                "ON CONFLICT (stream_id) DO NOTHING"
+                f"ON CONFLICT ({', '.join(table.key)}) DO NOTHING RETURNING stream_id"
             )
-            return cur.rowcount
-
-
-async def prune(conn: AsyncConnection[Any], days: int) -> dict[str, int]:
-    """Delete history older than ``days``; returns rows deleted per table."""
-    deleted = {}
-    for table, column in (
-        ("check_results", "observed_at"),
-        ("alert_events", "started_at"),
-        ("deliveries", "at"),
-    ):
-        async with conn.transaction():
-            cur = await conn.execute(
-                f"DELETE FROM {table} WHERE {column} < now() - make_interval(days => %s)",
-                (days,),
-            )
-            deleted[table] = cur.rowcount
-    return deleted
+            inserted = {row[0] for row in await cur.fetchall()}
+        new = [m for sid, m in fresh if sid.decode() in inserted]
+        if new and table.on_new is not None:
+            await table.on_new(conn, new)
+    if known_days is not None:
+        known_days |= days
+    outcome.new, outcome.duplicate = len(new), len(fresh) - len(new)
+    return outcome

@@ -1,0 +1,131 @@
+"""Archiver: rows/s into the partitioned, indexed history (with rollups), the time to
+drop one day of history, and uptime queries over 30 days of rollups."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+from psycopg import AsyncConnection
+
+from schemas import CheckResult
+from services.archiver import histogram, partitions, queries
+from services.archiver.store import RESULTS, write
+from tests.bench.framework import BenchEnv, Row
+
+BATCH = 5_000
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+async def _ingest(env: BenchEnv) -> Row:
+    total, checks = env.size(200_000, 5_000), 1_000
+    base = NOW - timedelta(hours=1)
+    items = [
+        (
+            f"{i + 1}-0".encode(),
+            CheckResult(
+                tenant="acme",
+                service=f"svc{i % checks // 50}",
+                check=f"c{i % checks}",
+                tier="core",
+                status="healthy" if i % 17 else "unhealthy",
+                latency_ms=float(i % 500),
+                observed_at=base + timedelta(milliseconds=i * 10),
+            ),
+        )
+        for i in range(total)
+    ]
+    async with await AsyncConnection.connect(env.database_url) as conn:
+        known: set = set()
+        started = time.perf_counter()
+        for start in range(0, total, BATCH):
+            await write(
+                conn,
+                RESULTS,
+                items[start : start + BATCH],
+                today=NOW.date(),
+                retention_days=30,
+                known_days=known,
+            )
+        elapsed = time.perf_counter() - started
+    return Row(
+        "archiver: check results into partitioned, indexed table (+ hourly rollups)",
+        total / elapsed,
+        "rows/s",
+        goal=100_000,
+        note=f"{total:,} rows, {checks:,} checks, COPY batches of {BATCH:,}, one process",
+    )
+
+
+async def _prune(env: BenchEnv) -> Row:
+    rows = env.size(1_000_000, 20_000)
+    day = (NOW - timedelta(days=40)).date()
+    async with await AsyncConnection.connect(env.database_url, autocommit=True) as conn:
+        await partitions.ensure(conn, "check_results", [day])
+        start = partitions.day_start(day)
+        await conn.execute(
+            "INSERT INTO check_results (stream_id, event_id, tenant, service, check_name, tier, "
+            "status, latency_ms, observed_at) SELECT 'p' || g || '-0', 'e', 'acme', "
+            "'svc' || (g %% 20), 'c' || (g %% 1000), 'core', 'healthy', 1.0, "
+            "%s + (g * interval '86399 milliseconds' / %s) FROM generate_series(0, %s - 1) g",
+            (start, rows, rows),
+        )
+        await conn.execute("ANALYZE check_results")
+        name = partitions.partition_name("check_results", day)
+        started = time.perf_counter()
+        await partitions.drop(conn, "check_results", name)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    return Row(
+        "archiver: prune one day (DETACH CONCURRENTLY + DROP)",
+        elapsed_ms,
+        "ms",
+        goal=100,
+        higher_is_better=False,
+        note=f"a day of {rows:,} rows",
+    )
+
+
+async def _uptime(env: BenchEnv) -> list[Row]:
+    checks, hours = env.size(1_000, 100), env.size(720, 48)
+    runs = env.size(50, 5)
+    buckets = [0] * histogram.SIZE
+    buckets[40] = 60
+    async with await AsyncConnection.connect(env.database_url, autocommit=True) as conn:
+        await conn.execute("DELETE FROM check_rollups")
+        await conn.execute(
+            "INSERT INTO check_rollups SELECT 'bench', 'svc' || (c / 50), 'c' || c, "
+            "%s - h * interval '1 hour', 60, 60 - (c + h) %% 3, (c + h) %% 3, 600, 5, 20, %s "
+            "FROM generate_series(0, %s - 1) c, generate_series(0, %s - 1) h",
+            (NOW, buckets, checks, hours),
+        )
+        await conn.execute("DELETE FROM check_rollups_daily")
+        await conn.execute(
+            "INSERT INTO check_rollups_daily SELECT tenant, service, check_name, "
+            "date_trunc('day', hour, 'UTC'), sum(executions), sum(successes), sum(failures) "
+            "FROM check_rollups GROUP BY 1, 2, 3, 4"
+        )
+        await conn.execute("VACUUM ANALYZE check_rollups")
+        await conn.execute("VACUUM ANALYZE check_rollups_daily")
+        window = queries.WINDOWS["30d"]
+
+        async def timed(**kw: object) -> float:
+            started = time.perf_counter()
+            await queries.uptime(conn, window=window, now=NOW, **kw)  # type: ignore[arg-type]
+            return (time.perf_counter() - started) * 1000
+
+        one = [await timed(level="check", tenant="bench", service="svc1") for _ in range(runs)]
+        every = [await timed(level="check", tenant="bench") for _ in range(runs)]
+    note = f"{checks:,} checks x {hours} hourly rollups (1-min interval), {runs} runs"
+    return [
+        Row("uptime 30 d, one service (50 checks): p95", _p95(one), "ms", 100, False, note),
+        Row(f"uptime 30 d, all {checks:,} checks: p95", _p95(every), "ms", 100, False, note),
+    ]
+
+
+def _p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[-1] if len(samples) > 1 else samples[0]
+
+
+async def run(env: BenchEnv) -> list[Row]:
+    return [await _ingest(env), await _prune(env), *await _uptime(env)]

@@ -1,0 +1,125 @@
+"""Retention across a month boundary, and stream trimming that respects consumer groups."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from redis.asyncio import Redis
+
+from schemas import CheckResult
+from services.archiver.service import Archiver
+from services.archiver.settings import ArchiveConfig
+from shared.streams import StreamNames, encode, ensure_group
+from tests.test_archiver import result
+
+
+def query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+def partition_days(database_url: str, table: str = "check_results") -> list[str]:
+    return [
+        r[0]
+        for r in query(
+            database_url,
+            "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+            f"where i.inhparent = '{table}'::regclass order by 1",
+        )
+    ]
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_partitions_are_made_ahead_and_expired_days_dropped_across_a_month_end(
+    redis: Redis, names: StreamNames, database_url: str
+) -> None:
+    clock = Clock(datetime(2026, 10, 30, 12, tzinfo=UTC))
+    config = ArchiveConfig(retention_days=3, retention={"metric_samples": 1}, partitions_ahead=2)
+    archiver = Archiver(database_url, names, config, clock=clock)
+    await archiver.housekeep()
+    assert partition_days(database_url) == [
+        "check_results_p20261030",
+        "check_results_p20261031",
+        "check_results_p20261101",
+    ]
+    # One result a day from 27 October (within 3 days then) to 2 November.
+    items = [
+        (f"{d}-0".encode(), result(d, datetime(2026, 10, 27, 6, tzinfo=UTC) + timedelta(days=d)))
+        for d in range(7)
+    ]
+    await archiver.writers[CheckResult](items, redis.pipeline())
+    assert len(partition_days(database_url)) == 7  # 27 Oct .. 2 Nov
+
+    clock.now = datetime(2026, 11, 2, 0, 5, tzinfo=UTC)
+    plan, _ = await archiver.housekeep(dry_run=True)
+    assert [d.partition for d in plan.drops if d.table == "check_results"] == [
+        "check_results_p20261027",
+        "check_results_p20261028",
+        "check_results_p20261029",  # wholly older than 3 days before 2 Nov 00:05
+    ]
+    assert len(partition_days(database_url)) == 7  # a dry run changes nothing
+    await archiver.housekeep()
+    await archiver.close()
+    assert partition_days(database_url) == [
+        "check_results_p20261030",
+        "check_results_p20261031",
+        "check_results_p20261101",
+        "check_results_p20261102",
+        "check_results_p20261103",
+        "check_results_p20261104",
+    ]
+    # metric samples keep 1 day: only 1 November onwards
+    assert partition_days(database_url, "metric_samples")[0] == "metric_samples_p20261101"
+    assert [
+        r[0] for r in query(database_url, "select stream_id from check_results order by 1")
+    ] == ["3-0", "4-0", "5-0", "6-0"]
+    # rollups are pruned by their own retention, with DELETE (they are small)
+    assert query(database_url, "select min(hour) from check_rollups")[0][0] >= datetime(
+        2026, 10, 30, tzinfo=UTC
+    )
+    assert query(database_url, "select action from audit_log") == [("prune",)]
+
+
+async def test_streams_are_trimmed_to_the_window_but_never_past_a_groups_pending_entry(
+    redis: Redis, names: StreamNames, database_url: str
+) -> None:
+    base_ms = 1_800_000_000_000
+    for i in range(10):  # one entry a minute
+        await redis.xadd(
+            names.results, encode(result(i, datetime.now(UTC))), id=f"{base_ms + i * 60_000}-0"
+        )
+    await ensure_group(redis, names.results, "slow")
+    await redis.xreadgroup("slow", "w", {names.results: ">"}, count=4)  # 4 delivered
+    await redis.xack(names.results, "slow", f"{base_ms}-0", f"{base_ms + 60_000}-0")  # 2 acked
+    now = datetime.fromtimestamp((base_ms + 9 * 60_000) / 1000, UTC)
+    config = ArchiveConfig(replay_window=60.0 * 3)  # would keep the last 4 minutes: 6..9
+    archiver = Archiver(database_url, names, config, redis=redis, clock=lambda: now)
+
+    _, dry = await archiver.housekeep(dry_run=True)
+    assert [(t.stream, t.minid, t.entries) for t in dry] == [
+        (names.results, f"{base_ms + 2 * 60_000}-0", 2)
+    ]
+    assert await redis.xlen(names.results) == 10
+    await archiver.housekeep()
+    assert await redis.xlen(names.results) == 8  # entry 2 is pending: kept, and all after it
+
+    await redis.xack(
+        names.results, "slow", f"{base_ms + 2 * 60_000}-0", f"{base_ms + 3 * 60_000}-0"
+    )
+    await archiver.housekeep()  # nothing pending; entries 4.. never read: kept
+    assert await redis.xlen(names.results) == 6
+    await redis.xreadgroup("slow", "w", {names.results: ">"})
+    await redis.xack(names.results, "slow", *[f"{base_ms + i * 60_000}-0" for i in range(4, 10)])
+    await archiver.housekeep()  # now the window decides
+    await archiver.close()
+    first = (await redis.xrange(names.results, count=1))[0][0]
+    assert first == f"{base_ms + 6 * 60_000}-0".encode()
