@@ -107,15 +107,17 @@ async def test_workers_sharing_the_schedule_never_run_a_check_twice(
 ) -> None:
     workers = [Schedule(redis, names) for _ in range(3)]
     intervals = {f"t/c{i}": 1.0 for i in range(50)}
-    for worker in workers:  # every worker registers: the first one's phase wins
-        await worker.register(intervals, now_ms=0)
+    # Every worker registers: the first one's phase wins. At 1 ms, so that no first run
+    # is due at 0 ms, which would make eleven runs in (0 s, 10 s].
+    for worker in workers:
+        await worker.register(intervals, now_ms=1)
     claims: Counter[str] = Counter()
     # Simulated clock: 10 s in 100 ms ticks, the three workers racing at each tick.
     for tick in range(1, 101):
         batches = await asyncio.gather(*(w.claim(now_ms=tick * 100) for w in workers))
         for batch in batches:
             claims.update(batch)
-    # First runs are jittered into [0, 1 s); then every second: 10 runs each, never 11.
+    # First runs are jittered into [1 ms, 1 s]; then every second: 10 runs each, never 11.
     assert set(claims) == set(intervals)
     assert set(claims.values()) == {10}
 
