@@ -71,7 +71,7 @@ async def test_http_slow_is_degraded_and_hung_is_unhealthy(ctx: ProbeContext) ->
 
 async def test_http_refused_and_garbage(ctx: ProbeContext) -> None:
     refused = await run_check(http(f"http://127.0.0.1:{free_port()}/"), ctx)
-    assert refused.status == "unhealthy" and "ConnectError" in refused.details["error"]
+    assert refused.status == "unhealthy" and "ClientConnectorError" in refused.details["error"]
 
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(100)
