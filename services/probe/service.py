@@ -31,12 +31,17 @@ log = logging.getLogger(__name__)
 BUFFER_MAX = 100_000
 FLUSH_EVERY_S = 0.05
 IDLE_WAIT_S = 0.5
-MAX_IN_FLIGHT = 2_000  # claim no more than this process can run; the rest is for others
+MAX_IN_FLIGHT = 1_000  # claim no more than this process can run; the rest is for others
 TIER_MAX_TIMEOUT_S = {"critical": 10.0}  # a critical check completes or times out in 10 s
 
 
-async def execute(check: AnyCheck, ctx: ProbeContext) -> tuple[CheckResult, list[MetricSample]]:
-    """Run one check within its timeout; any failure is a result, never an exception."""
+async def execute(
+    check: AnyCheck, ctx: ProbeContext, secrets: list[str] | None = None
+) -> tuple[CheckResult, list[MetricSample]]:
+    """Run one check within its timeout; any failure is a result, never an exception.
+
+    ``secrets`` are the check's credentials (``check.secrets()``), passed when known.
+    """
     timeout = min(float(check.timeout), TIER_MAX_TIMEOUT_S.get(check.tier, float("inf")))
     started = time.perf_counter()
     try:
@@ -54,7 +59,7 @@ async def execute(check: AnyCheck, ctx: ProbeContext) -> tuple[CheckResult, list
         tier=check.tier,
         status=outcome.status,
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        details=scrub(outcome.details, check.secrets()),
+        details=scrub(outcome.details, check.secrets() if secrets is None else secrets),
         observed_at=datetime.now(UTC),
     )
     return result, outcome.samples
@@ -100,6 +105,7 @@ class Probe:
     ) -> None:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
         self.checks = {c.key: c for c in config.checks}
+        self.secrets = {c.key: c.secrets() for c in config.checks}  # once, not per run
         self.schedule = Schedule(redis, names)
         self.buffer: deque[CheckResult | MetricSample] = deque()
         self.dropped = 0
@@ -144,7 +150,7 @@ class Probe:
             await asyncio.sleep(min(max(wait, 0.01), IDLE_WAIT_S))
 
     async def _run_one(self, check: AnyCheck) -> None:
-        result, samples = await execute(check, self.ctx)
+        result, samples = await execute(check, self.ctx, self.secrets[check.key])
         self.buffer.append(result)
         self.buffer.extend(samples)
         while len(self.buffer) > BUFFER_MAX:

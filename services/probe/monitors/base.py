@@ -90,8 +90,11 @@ class HttpClients:
     monitors (Prometheus, status page, MCP) use one httpx client.
     """
 
-    def __init__(self, connections: int = 256, user_agent: str = "vigil-probe") -> None:
-        self.connections = connections
+    def __init__(
+        self, connections: int = 1024, per_host: int = 128, user_agent: str = "vigil-probe"
+    ) -> None:
+        # Per host too: a few hung targets must not take every connection.
+        self.connections, self.per_host = connections, per_host
         self.headers = {"user-agent": user_agent}
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self._httpx: httpx.AsyncClient | None = None
@@ -101,7 +104,10 @@ class HttpClients:
         session = self._sessions.get(verify)
         if session is None:
             connector = aiohttp.TCPConnector(
-                limit=self.connections, ssl=_tls_context(verify), ttl_dns_cache=60
+                limit=self.connections,
+                limit_per_host=self.per_host,
+                ssl=_tls_context(verify),
+                ttl_dns_cache=60,
             )
             session = aiohttp.ClientSession(
                 connector=connector, headers=self.headers, auto_decompress=True
