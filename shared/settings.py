@@ -38,6 +38,7 @@ class Settings:
     max_deliveries: int = 5
     retention_days: int = 30
     ping_port: int | None = None  # the probe's heartbeat endpoint; None: not served
+    probe_tiers: tuple[str, ...] = ()  # the tiers a probe worker serves; empty: all
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +57,9 @@ class Settings:
                 max_deliveries=int(env.get("VIGIL_MAX_DELIVERIES", "5")),
                 retention_days=int(env.get("VIGIL_RETENTION_DAYS", "30")),
                 ping_port=int(env["VIGIL_PING_PORT"]) if env.get("VIGIL_PING_PORT") else None,
+                probe_tiers=tuple(
+                    t.strip() for t in env.get("VIGIL_PROBE_TIERS", "").split(",") if t.strip()
+                ),
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc

@@ -23,7 +23,7 @@ from services.probe.schedule import Schedule
 from services.probe.service import Probe, run_check, scrub
 from shared.config import Config, Tenant, parse_config
 from shared.configbase import Seconds
-from shared.errors import ConfigError
+from shared.errors import ConfigError, SettingsError
 from shared.localservers import free_port
 from shared.streams import Codec, StreamNames
 from tests.support.asgi import Reply, Routes, serve
@@ -288,3 +288,32 @@ async def test_a_late_run_moves_the_phase_instead_of_a_catch_up_run(
     # Claimed 100 ms late: the phase is kept.
     assert await schedule.claim(now_ms=first_due + 1700) == ["t/a"]
     assert await schedule.next_due_ms() == first_due + 2600
+
+
+async def test_workers_can_serve_a_subset_of_tiers(
+    ctx: ProbeContext, redis: Redis, names: StreamNames
+) -> None:
+    lines = "".join(
+        f"  - {{name: {tier}{i}, type: tcp, tenant: t, service: s, tier: {tier}, "
+        f"host: 127.0.0.1, port: 1, interval: 1s}}\n"
+        for tier in ("critical", "core")
+        for i in range(3)
+    )
+    config = parse_config(f"tenants: [{{id: t}}]\nchecks:\n{lines}", "vigil.yaml", {})
+    critical = Probe(config, redis, names, ctx, tiers=["critical"])
+    core = Probe(config, redis, names, ctx, tiers=["core"])
+    everything = Probe(config, redis, names, ctx)
+    for probe in (critical, core, everything):
+        await probe.register(now_ms=1)
+    # Jittered first runs all fall in [1 ms, 1 s]; the critical worker claims first.
+    crit_due, next_due = await critical.claim_due(now_ms=1001, limit=100)
+    core_due, _ = await core.claim_due(now_ms=1001, limit=100)
+    assert sorted(c.name for c in crit_due) == ["critical0", "critical1", "critical2"]
+    assert sorted(c.name for c in core_due) == ["core0", "core1", "core2"]
+    assert next_due is not None and 1001 <= next_due <= 2001
+    # A worker serving every tier shares both schedules; none is due twice.
+    assert (await everything.claim_due(now_ms=1001, limit=100))[0] == []
+    both, _ = await everything.claim_due(now_ms=2001, limit=100)
+    assert len(both) == 6
+    with pytest.raises(SettingsError, match="unknown tiers"):
+        Probe(config, redis, names, ctx, tiers=["gold"])

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from services.probe.monitors import MONITORS, AnyCheck, Outcome, ProbeContext
 from services.probe.monitors.heartbeat import HeartbeatCheck
 from services.probe.schedule import Schedule
 from shared.config import Config
+from shared.errors import SettingsError
 from shared.streams import StreamNames, encode
 
 log = logging.getLogger(__name__)
@@ -102,20 +104,45 @@ class Probe:
         names: StreamNames,
         ctx: ProbeContext,
         ping_address: tuple[str, int] | None = None,
+        tiers: Collection[str] = (),
     ) -> None:
+        """``tiers``: the tiers this worker serves (all when empty)."""
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
-        self.checks = {c.key: c for c in config.checks}
-        self.secrets = {c.key: c.secrets() for c in config.checks}  # once, not per run
-        self.schedule = Schedule(redis, names)
+        if unknown := set(tiers) - set(config.tiers):
+            raise SettingsError(f"VIGIL_PROBE_TIERS: unknown tiers {sorted(unknown)}")
+        served = set(tiers or config.tiers)
+        self.checks = {c.key: c for c in config.checks if c.tier in served}
+        self.secrets = {k: c.secrets() for k, c in self.checks.items()}  # once, not per run
+        # One schedule per tier: workers serving different tiers never claim each other's.
+        self.schedules = {t: Schedule(redis, names, pool=t) for t in sorted(served)}
         self.buffer: deque[CheckResult | MetricSample] = deque()
         self.dropped = 0
         self.ping_address = ping_address
         self._running: set[asyncio.Task[None]] = set()
 
+    async def register(self, now_ms: int) -> None:
+        """Put this worker's checks on their tiers' schedules (the first worker's phase wins)."""
+        for tier, schedule in self.schedules.items():
+            await schedule.register(
+                {k: self.config.interval(c) for k, c in self.checks.items() if c.tier == tier},
+                now_ms,
+            )
+
+    async def claim_due(self, now_ms: int, limit: int) -> tuple[list[AnyCheck], int | None]:
+        """The checks due now (claimed for this worker) and when the next one falls due."""
+        claimed: list[AnyCheck] = []
+        next_due: int | None = None
+        for schedule in self.schedules.values():
+            keys = await schedule.claim(now_ms, limit=limit) if limit > 0 else []
+            limit -= len(keys)
+            claimed += [self.checks[k] for k in keys if k in self.checks]
+            due = await schedule.next_due_ms()
+            if due is not None and (next_due is None or due < next_due):
+                next_due = due
+        return claimed, next_due
+
     async def run(self) -> None:
-        await self.schedule.register(
-            {k: self.config.interval(c) for k, c in self.checks.items()}, _now_ms()
-        )
+        await self.register(_now_ms())
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._claim_forever())
@@ -135,14 +162,11 @@ class Probe:
             _raise_if_cancelling()
             free = MAX_IN_FLIGHT - len(self._running)
             try:
-                for key in (
-                    await self.schedule.claim(_now_ms(), limit=min(500, free)) if free else []
-                ):
-                    if (check := self.checks.get(key)) is not None:
-                        task = asyncio.create_task(self._run_one(check))
-                        self._running.add(task)
-                        task.add_done_callback(self._running.discard)
-                next_due = await self.schedule.next_due_ms()
+                due, next_due = await self.claim_due(_now_ms(), min(500, free))
+                for check in due:
+                    task = asyncio.create_task(self._run_one(check))
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
             except RedisError as exc:
                 log.warning("schedule unavailable: %s", exc)
                 next_due = None
