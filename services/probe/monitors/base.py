@@ -115,7 +115,7 @@ class HttpClients:
             self._sessions[verify] = session
         return session
 
-    def get(self, key: str = "") -> httpx.AsyncClient:
+    def client(self) -> httpx.AsyncClient:
         if self._httpx is None:
             self._httpx = httpx.AsyncClient(verify=_tls_context(True), headers=self.headers)
         return self._httpx

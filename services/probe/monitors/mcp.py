@@ -39,7 +39,7 @@ class McpMonitor:
             },
         }
         headers = {"accept": "application/json, text/event-stream"} | check.headers
-        client = ctx.http.get(check.key)
+        client = ctx.http.client()
         try:
             async with client.stream(
                 "POST", check.url, json=request, headers=headers, timeout=check.timeout

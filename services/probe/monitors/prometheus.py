@@ -35,7 +35,7 @@ class PrometheusMonitor:
     )
 
     async def run(self, check: PrometheusCheck, ctx: ProbeContext) -> Outcome:
-        client = ctx.http.get(check.key)
+        client = ctx.http.client()
         try:
             async with client.stream(
                 "GET", check.url, headers=check.headers, timeout=check.timeout

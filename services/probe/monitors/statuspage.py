@@ -46,7 +46,7 @@ class StatuspageMonitor:
         if not url.endswith(".json"):
             url = url.rstrip("/") + "/api/v2/status.json"
         try:
-            async with ctx.http.get(check.key).stream("GET", url, timeout=check.timeout) as resp:
+            async with ctx.http.client().stream("GET", url, timeout=check.timeout) as resp:
                 code, content = resp.status_code, await read_bounded(resp, 1 << 20)
         except httpx.HTTPError as exc:
             return failed("unknown", exc, "status page unreachable")
