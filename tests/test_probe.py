@@ -317,3 +317,51 @@ async def test_workers_can_serve_a_subset_of_tiers(
     assert len(both) == 6
     with pytest.raises(SettingsError, match="unknown tiers"):
         Probe(config, redis, names, ctx, tiers=["gold"])
+
+
+@pytest.mark.parametrize(
+    "kind, field, value",
+    [
+        ("prometheus", "url", "localhost:9100/metrics"),
+        ("statuspage", "url", "ftp://status.example"),
+        ("mcp", "url", "http://"),
+        ("redis", "url", "http://user:hunter2@cache:6379"),
+        ("stream_lag", "url", "cache:6379"),
+        ("queue", "url", "redis//cache"),
+        ("postgres", "dsn", "mysql://db/x"),
+        ("postgres", "dsn", "host=db port"),
+    ],
+)
+def test_bad_target_addresses_are_refused_naming_the_field(
+    kind: str, field: str, value: str
+) -> None:
+    extra = {"stream_lag": ", stream: s, group: g", "queue": ", key: q"}.get(kind, "")
+    doc = (
+        "tenants: [{id: t}]\nchecks:\n"
+        f"  - {{name: a, type: {kind}, tenant: t, service: s, {field}: '{value}'{extra}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(doc, "vigil.yaml", {})
+    assert caught.value.field == f"checks[0].{field}"
+    assert "hunter2" not in str(caught.value)
+
+
+async def test_a_critical_check_is_cut_at_the_tier_limit(
+    ctx: ProbeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.probe.service as service
+
+    monkeypatch.setitem(service.TIER_MAX_TIMEOUT_S, "critical", 0.2)
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        await asyncio.sleep(3)
+        writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        check = http(f"http://127.0.0.1:{port}/", tier="critical", timeout=Seconds(30))
+        result = await run_check(check, ctx)
+    assert result.status == "unhealthy" and result.details["error"] == "timed out after 0.2s"
+    assert result.latency_ms < 1000

@@ -66,6 +66,18 @@ def _url_password(url: str) -> str | None:
         return None
 
 
+def require_url(url: str, schemes: tuple[str, ...], field: str = "url") -> None:
+    """Refuse a URL without one of ``schemes`` or a host; "field: reason" names the field."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from exc
+    if parts.scheme not in schemes or not (host or parts.scheme == "unix"):
+        shown = parts._replace(netloc=parts.hostname or "").geturl()  # never echo a password
+        raise ValueError(f"{field}: expected a {'/'.join(schemes)} URL, got {shown!r}")
+
+
 @dataclass(slots=True)
 class Outcome:
     """What one run of a check found; ``samples`` go to the metrics stream."""

@@ -16,6 +16,7 @@ from services.probe.monitors.base import (
     ProbeContext,
     failed,
     read_bounded,
+    require_url,
 )
 
 MAX_BODY = 8 << 20
@@ -26,6 +27,9 @@ class PrometheusCheck(CheckConfig, frozen=True, kw_only=True, tag="prometheus", 
     headers: dict[str, str] = {}
     include: list[str] = []  # metric name prefixes to keep; empty keeps all
     max_samples: int = 10_000  # more samples than this: the scrape is refused
+
+    def __post_init__(self) -> None:
+        require_url(self.url, ("http", "https"))
 
 
 class PrometheusMonitor:

@@ -14,6 +14,7 @@ from services.probe.monitors.base import (
     ProbeContext,
     failed,
     read_bounded,
+    require_url,
 )
 
 INDICATORS: dict[str, Status] = {
@@ -35,6 +36,9 @@ class _Body(msgspec.Struct):
 
 class StatuspageCheck(CheckConfig, frozen=True, kw_only=True, tag="statuspage", tag_field="type"):
     url: str  # the page's base URL or the full .../api/v2/status.json
+
+    def __post_init__(self) -> None:
+        require_url(self.url, ("http", "https"))
 
 
 class StatuspageMonitor:
