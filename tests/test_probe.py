@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections import Counter
@@ -14,6 +15,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from schemas import CheckResult, MetricSample
 from services.probe.monitors import MONITORS, ProbeContext
@@ -365,3 +367,43 @@ async def test_a_critical_check_is_cut_at_the_tier_limit(
         result = await run_check(check, ctx)
     assert result.status == "unhealthy" and result.details["error"] == "timed out after 0.2s"
     assert result.latency_ms < 1000
+
+
+async def test_results_survive_a_redis_restart_without_its_data(
+    ctx: ProbeContext, names: StreamNames, tmp_path: Path
+) -> None:
+    from shared.localservers import LocalRedis
+    from tests.support.http import HttpStub
+    from tests.support.wait import wait_until
+
+    server = LocalRedis(tmp_path / "redis", aof=False).start()
+    private = Redis.from_url(server.url)
+    try:
+        with HttpStub() as target:
+            config = parse_config(
+                "tenants: [{id: t}]\nchecks:\n"
+                "  - {name: w, type: http, tenant: t, service: s, interval: 200ms,"
+                f" url: '{target.url}/'}}\n",
+                "vigil.yaml",
+                {},
+            )
+            probe = Probe(config, private, names, ctx)
+            running = asyncio.create_task(probe.run())
+
+            async def results(n: int) -> bool:
+                try:
+                    return int(await private.xlen(names.results)) >= n
+                except RedisError:
+                    return False
+
+            await wait_until(lambda: results(2), 10, "results before the restart")
+            server.stop()  # schedule, streams and all: gone
+            server.start()
+            await wait_until(lambda: results(3), 15, "results after the restart")
+            assert not running.done()  # the worker rode out the outage
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+    finally:
+        await private.aclose()
+        server.stop()

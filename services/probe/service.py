@@ -123,20 +123,25 @@ class Probe:
     async def register(self, now_ms: int) -> None:
         """Put this worker's checks on their tiers' schedules (the first worker's phase wins)."""
         for tier, schedule in self.schedules.items():
-            await schedule.register(
-                {k: self.config.interval(c) for k, c in self.checks.items() if c.tier == tier},
-                now_ms,
-            )
+            await schedule.register(self._intervals(tier), now_ms)
+
+    def _intervals(self, tier: str) -> dict[str, float]:
+        return {k: self.config.interval(c) for k, c in self.checks.items() if c.tier == tier}
 
     async def claim_due(self, now_ms: int, limit: int) -> tuple[list[AnyCheck], int | None]:
         """The checks due now (claimed for this worker) and when the next one falls due."""
         claimed: list[AnyCheck] = []
         next_due: int | None = None
-        for schedule in self.schedules.values():
+        for tier, schedule in self.schedules.items():
             keys = await schedule.claim(now_ms, limit=limit) if limit > 0 else []
             limit -= len(keys)
             claimed += [self.checks[k] for k in keys if k in self.checks]
             due = await schedule.next_due_ms()
+            if due is None and (intervals := self._intervals(tier)):
+                # An empty schedule with checks to run: Redis restarted without its data.
+                log.warning("the %s schedule was empty: registering its checks again", tier)
+                await schedule.register(intervals, now_ms)
+                due = await schedule.next_due_ms()
             if due is not None and (next_due is None or due < next_due):
                 next_due = due
         return claimed, next_due
