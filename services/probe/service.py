@@ -153,7 +153,8 @@ class Probe:
                 group.create_task(self._claim_forever())
                 group.create_task(self._flush_forever())
                 if self.ping_address is not None:
-                    heartbeats = [c for c in self.checks.values() if isinstance(c, HeartbeatCheck)]
+                    # Every heartbeat check, whatever tiers this worker runs.
+                    heartbeats = [c for c in self.config.checks if isinstance(c, HeartbeatCheck)]
                     app = pings.PingApp(heartbeats, self.redis, self.names)
                     group.create_task(pings.server(app, *self.ping_address).serve())
         finally:
