@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shared import asgi
 from shared.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -53,28 +52,16 @@ def ops_app(checks: dict[str, ReadinessCheck]) -> Starlette:
 
 
 class OpsServer:
-    """uvicorn serving ``ops_app`` inside the running event loop.
-
-    The socket is bound in the constructor, so a port in use is an error at start-up,
-    and ``port`` is known at once (``0`` takes any free port).
-    """
+    """The ops endpoints on a socket bound at once: a port in use is an error at start-up,
+    and ``port`` is known immediately (``0`` takes any free port)."""
 
     def __init__(self, checks: dict[str, ReadinessCheck], host: str, port: int) -> None:
-        self.socket = socket.create_server((host, port))
-        # loop="none": the running loop is ours; uvicorn must not install its own policy.
-        config = uvicorn.Config(
-            ops_app(checks), log_level="warning", access_log=False, lifespan="off", loop="none"
-        )
-        self.server = uvicorn.Server(config)
+        self.app = ops_app(checks)
+        self.socket = asgi.bind(host, port)
 
     @property
     def port(self) -> int:
         return int(self.socket.getsockname()[1])
 
     async def serve(self) -> None:
-        # _serve, not serve: serve() captures SIGINT/SIGTERM and re-raises them on exit,
-        # while the runner owns the signals and stops every service the same way.
-        try:
-            await self.server._serve(sockets=[self.socket])
-        finally:
-            self.socket.close()
+        await asgi.serve(self.app, self.socket)

@@ -92,7 +92,8 @@ async def run(
             agent = HttpClients(user_agent=f"vigil-probe ({settings.consumer_name})")
             probe_ctx = ProbeContext(redis, names, agent)
             ping = ("0.0.0.0", settings.ping_port) if settings.ping_port is not None else None
-            loops.append(Probe(config, redis, names, probe_ctx, ping).run)
+            probe = Probe(config, redis, names, probe_ctx, ping, settings.probe_tiers)
+            loops.append(probe.run)
             closers.append(probe_ctx.aclose)
         for consumer in consumers:
             await ensure_group(redis, consumer.stream, consumer.group)

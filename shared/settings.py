@@ -54,6 +54,7 @@ class Settings:
     ping_port: int | None = None  # the probe's heartbeat endpoint; None: not served
     evaluator_partition: int = 0  # this process's share of the tenants ...
     evaluator_partitions: int = 1  # ... out of this many evaluator processes
+    probe_tiers: tuple[str, ...] = ()  # the tiers a probe worker serves; empty: all
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +80,9 @@ class Settings:
                 ping_port=int(env["VIGIL_PING_PORT"]) if env.get("VIGIL_PING_PORT") else None,
                 evaluator_partition=int(env.get("VIGIL_EVALUATOR_PARTITION", "0")),
                 evaluator_partitions=int(env.get("VIGIL_EVALUATOR_PARTITIONS", "1")),
+                probe_tiers=tuple(
+                    t.strip() for t in env.get("VIGIL_PROBE_TIERS", "").split(",") if t.strip()
+                ),
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc

@@ -121,6 +121,7 @@ async def test_replay_reproduces_the_live_alerts_from_the_stream_then_from_the_a
     # A stricter rule set: web's 3-failure run no longer fires; api's never did.
     stricter = [ConsecutiveRule(name="down", failures=4, successes=2)]
     out = json.loads(await run_replay(settings, f, stricter, compare=True, output="json"))
+
     def at(minute: int) -> str:
         return (T0 + timedelta(minutes=minute)).strftime("%H:%M")
 

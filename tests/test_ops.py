@@ -92,13 +92,13 @@ async def test_readyz_names_what_is_failing(redis: Redis, settings: Settings) ->
     assert "connection" in body["failing"]["postgres"].lower()
 
 
-def test_a_port_in_use_is_an_error_at_start(settings: Settings) -> None:
+async def test_a_port_in_use_is_an_error_at_start(settings: Settings) -> None:
     import socket
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         busy = dataclasses.replace(settings, ops_port=taken.getsockname()[1])
         with pytest.raises(OSError):
-            asyncio.run(run(busy, Config(), ["evaluator"], asyncio.Event()))
+            await run(busy, Config(), ["evaluator"], asyncio.Event())
 
 
 def test_json_log_lines_carry_service_and_extras() -> None:

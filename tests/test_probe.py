@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections import Counter
@@ -14,6 +15,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from schemas import CheckResult, MetricSample
 from services.probe.monitors import MONITORS, ProbeContext
@@ -23,7 +25,7 @@ from services.probe.schedule import Schedule
 from services.probe.service import Probe, run_check, scrub
 from shared.config import Config, Tenant, parse_config
 from shared.configbase import Seconds
-from shared.errors import ConfigError
+from shared.errors import ConfigError, SettingsError
 from shared.localservers import free_port
 from shared.streams import Codec, StreamNames
 from tests.support.asgi import Reply, Routes, serve
@@ -55,7 +57,7 @@ def http(url: str, **kw: object) -> HttpCheck:
 async def test_http_status(ctx: ProbeContext, status: int, expect: list[int], outcome: str) -> None:
     with HttpStub(status=status) as stub:
         result = await run_check(http(stub.url + "/health", expect_status=expect), ctx)
-    assert result.status == outcome
+    assert result.status == outcome, result.details
     assert result.details["status_code"] == status
     assert stub.requests[0].path == "/health"
 
@@ -71,7 +73,7 @@ async def test_http_slow_is_degraded_and_hung_is_unhealthy(ctx: ProbeContext) ->
 
 async def test_http_refused_and_garbage(ctx: ProbeContext) -> None:
     refused = await run_check(http(f"http://127.0.0.1:{free_port()}/"), ctx)
-    assert refused.status == "unhealthy" and "ConnectError" in refused.details["error"]
+    assert refused.status == "unhealthy" and "ClientConnectorError" in refused.details["error"]
 
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(100)
@@ -107,15 +109,17 @@ async def test_workers_sharing_the_schedule_never_run_a_check_twice(
 ) -> None:
     workers = [Schedule(redis, names) for _ in range(3)]
     intervals = {f"t/c{i}": 1.0 for i in range(50)}
-    for worker in workers:  # every worker registers: the first one's phase wins
-        await worker.register(intervals, now_ms=0)
+    # Every worker registers: the first one's phase wins. At 1 ms, so that no first run
+    # is due at 0 ms, which would make eleven runs in (0 s, 10 s].
+    for worker in workers:
+        await worker.register(intervals, now_ms=1)
     claims: Counter[str] = Counter()
     # Simulated clock: 10 s in 100 ms ticks, the three workers racing at each tick.
     for tick in range(1, 101):
         batches = await asyncio.gather(*(w.claim(now_ms=tick * 100) for w in workers))
         for batch in batches:
             claims.update(batch)
-    # First runs are jittered into [0, 1 s); then every second: 10 runs each, never 11.
+    # First runs are jittered into [1 ms, 1 s]; then every second: 10 runs each, never 11.
     assert set(claims) == set(intervals)
     assert set(claims.values()) == {10}
 
@@ -168,7 +172,7 @@ async def test_results_samples_and_the_latest_cache_go_out_in_one_flush(
     assert sorted((s.metric, s.value) for _, s in samples) == [("jobs_total", 3.0), ("up", 1.0)]
     web = names.key("probe:latest:t/web")
     cached = msgspec.json.decode(await redis.get(web), type=CheckResult)
-    assert cached.status == "healthy" and cached.tier == "critical"
+    assert cached.status == "healthy" and cached.tier == "critical", cached.details
     assert 25 <= await redis.ttl(web) <= 30  # critical: 30 s
     assert 110 <= await redis.ttl(names.key("probe:latest:t/m")) <= 120  # core: 120 s
 
@@ -286,3 +290,120 @@ async def test_a_late_run_moves_the_phase_instead_of_a_catch_up_run(
     # Claimed 100 ms late: the phase is kept.
     assert await schedule.claim(now_ms=first_due + 1700) == ["t/a"]
     assert await schedule.next_due_ms() == first_due + 2600
+
+
+async def test_workers_can_serve_a_subset_of_tiers(
+    ctx: ProbeContext, redis: Redis, names: StreamNames
+) -> None:
+    lines = "".join(
+        f"  - {{name: {tier}{i}, type: tcp, tenant: t, service: s, tier: {tier}, "
+        f"host: 127.0.0.1, port: 1, interval: 1s}}\n"
+        for tier in ("critical", "core")
+        for i in range(3)
+    )
+    config = parse_config(f"tenants: [{{id: t}}]\nchecks:\n{lines}", "vigil.yaml", {})
+    critical = Probe(config, redis, names, ctx, tiers=["critical"])
+    core = Probe(config, redis, names, ctx, tiers=["core"])
+    everything = Probe(config, redis, names, ctx)
+    for probe in (critical, core, everything):
+        await probe.register(now_ms=1)
+    # Jittered first runs all fall in [1 ms, 1 s]; the critical worker claims first.
+    crit_due, next_due = await critical.claim_due(now_ms=1001, limit=100)
+    core_due, _ = await core.claim_due(now_ms=1001, limit=100)
+    assert sorted(c.name for c in crit_due) == ["critical0", "critical1", "critical2"]
+    assert sorted(c.name for c in core_due) == ["core0", "core1", "core2"]
+    assert next_due is not None and 1001 <= next_due <= 2001
+    # A worker serving every tier shares both schedules; none is due twice.
+    assert (await everything.claim_due(now_ms=1001, limit=100))[0] == []
+    both, _ = await everything.claim_due(now_ms=2001, limit=100)
+    assert len(both) == 6
+    with pytest.raises(SettingsError, match="unknown tiers"):
+        Probe(config, redis, names, ctx, tiers=["gold"])
+
+
+@pytest.mark.parametrize(
+    "kind, field, value",
+    [
+        ("prometheus", "url", "localhost:9100/metrics"),
+        ("statuspage", "url", "ftp://status.example"),
+        ("mcp", "url", "http://"),
+        ("redis", "url", "http://user:hunter2@cache:6379"),
+        ("stream_lag", "url", "cache:6379"),
+        ("queue", "url", "redis//cache"),
+        ("postgres", "dsn", "mysql://db/x"),
+        ("postgres", "dsn", "host=db port"),
+    ],
+)
+def test_bad_target_addresses_are_refused_naming_the_field(
+    kind: str, field: str, value: str
+) -> None:
+    extra = {"stream_lag": ", stream: s, group: g", "queue": ", key: q"}.get(kind, "")
+    doc = (
+        "tenants: [{id: t}]\nchecks:\n"
+        f"  - {{name: a, type: {kind}, tenant: t, service: s, {field}: '{value}'{extra}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(doc, "vigil.yaml", {})
+    assert caught.value.field == f"checks[0].{field}"
+    assert "hunter2" not in str(caught.value)
+
+
+async def test_a_critical_check_is_cut_at_the_tier_limit(
+    ctx: ProbeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.probe.service as service
+
+    monkeypatch.setitem(service.TIER_MAX_TIMEOUT_S, "critical", 0.2)
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        await asyncio.sleep(3)
+        writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        check = http(f"http://127.0.0.1:{port}/", tier="critical", timeout=Seconds(30))
+        result = await run_check(check, ctx)
+    assert result.status == "unhealthy" and result.details["error"] == "timed out after 0.2s"
+    assert result.latency_ms < 1000
+
+
+async def test_results_survive_a_redis_restart_without_its_data(
+    ctx: ProbeContext, names: StreamNames, tmp_path: Path
+) -> None:
+    from shared.localservers import LocalRedis
+    from tests.support.http import HttpStub
+    from tests.support.wait import wait_until
+
+    server = LocalRedis(tmp_path / "redis", aof=False).start()
+    private = Redis.from_url(server.url)
+    try:
+        with HttpStub() as target:
+            config = parse_config(
+                "tenants: [{id: t}]\nchecks:\n"
+                "  - {name: w, type: http, tenant: t, service: s, interval: 200ms,"
+                f" url: '{target.url}/'}}\n",
+                "vigil.yaml",
+                {},
+            )
+            probe = Probe(config, private, names, ctx)
+            running = asyncio.create_task(probe.run())
+
+            async def results(n: int) -> bool:
+                try:
+                    return int(await private.xlen(names.results)) >= n
+                except RedisError:
+                    return False
+
+            await wait_until(lambda: results(2), 10, "results before the restart")
+            server.stop()  # schedule, streams and all: gone
+            server.start()
+            await wait_until(lambda: results(3), 15, "results after the restart")
+            assert not running.done()  # the worker rode out the outage
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+    finally:
+        await private.aclose()
+        server.stop()

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import trustme
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from services.probe import conditions
@@ -212,3 +214,34 @@ async def test_tls_verify_toggle_and_certificate_expiry(
     assert unverified.status == "healthy"
     assert soon.status == "unhealthy" and "CERTIFICATE_EXPIRATION" in soon.details["error"]
     assert fine.status == "healthy" and 2.9 < fine.details["cert_days_left"] < 3.1
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=300, deadline=None)
+def test_any_text_parses_or_is_refused_cleanly(text: str) -> None:
+    try:
+        condition = conditions.parse(text)
+    except conditions.ConditionError:
+        return
+    condition.evaluate(SEEN)  # whatever parsed evaluates without raising
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text(max_size=5),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        ),
+        max_leaves=10,
+    ),
+    st.sampled_from(["[BODY].a", "[BODY].a[0]", "len([BODY].a.b)", "[BODY].a == pat(*)"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_conditions_never_raise_on_any_json(document: object, left: str) -> None:
+    seen = conditions.Observation(200, 1.0, b"", {}, {"a": document})
+    text = left if " == " in left else f"{left} > 1"
+    conditions.parse(text).evaluate(seen)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -192,3 +194,34 @@ async def test_mcp_initialize(ctx: ProbeContext) -> None:
     assert refused.status == "unhealthy" and "initialize failed: no" in refused.details["error"]
     assert junk.status == "unhealthy" and "not a JSON-RPC" in junk.details["error"]
     assert denied.status == "unhealthy" and denied.details["status_code"] == 401
+
+
+async def test_the_probe_serves_the_ping_endpoint(ctx: ProbeContext, redis: Redis) -> None:
+    from services.probe.service import Probe
+    from shared.config import parse_config
+    from tests.support.wait import wait_until
+
+    config = parse_config(
+        "tenants: [{id: t}]\nchecks:\n"
+        "  - {name: nightly, type: heartbeat, tenant: t, service: s, period: 1h, interval: 1h}\n",
+        "vigil.yaml",
+        {},
+    )
+    port = free_port()
+    probe = Probe(config, redis, ctx.names, ctx, ping_address=("127.0.0.1", port))
+    running = asyncio.create_task(probe.run())
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+            async def pinged() -> bool:
+                try:
+                    return (await client.post("/ping/t/nightly")).status_code == 200
+                except httpx.ConnectError:
+                    return False  # not listening yet
+
+            await wait_until(pinged, 10, "the ping endpoint")
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert await redis.hget(ctx.names.key("probe:heartbeat:t/nightly"), "success") is not None

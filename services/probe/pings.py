@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.probe.monitors.heartbeat import EVENTS, HeartbeatCheck, pings_key
+from shared import asgi
 from shared.streams import StreamNames
 
 Scope = dict[str, Any]
@@ -74,7 +74,6 @@ def _authorised(scope: Scope, token: str) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
-def server(app: PingApp, host: str, port: int) -> uvicorn.Server:
-    """A uvicorn server for the app; run it with ``await server.serve()``."""
-    config = uvicorn.Config(app, host=host, port=port, lifespan="off", log_level="warning")
-    return uvicorn.Server(config)
+async def serve(app: PingApp, host: str, port: int) -> None:
+    """Serve the ping endpoint until cancelled."""
+    await asgi.serve(app, asgi.bind(host, port))

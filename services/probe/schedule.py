@@ -41,10 +41,12 @@ return claimed
 
 
 class Schedule:
-    def __init__(self, redis: Redis, names: StreamNames) -> None:
+    """One pool of checks (the probe keeps one per tier, so workers can serve a subset)."""
+
+    def __init__(self, redis: Redis, names: StreamNames, pool: str = "all") -> None:
         self.redis = redis
-        self.due_key = names.key("probe:due")
-        self.interval_key = names.key("probe:interval")
+        self.due_key = names.key(f"probe:due:{pool}")
+        self.interval_key = names.key(f"probe:interval:{pool}")
         self._claim = redis.register_script(_CLAIM)
 
     async def register(self, intervals: dict[str, float], now_ms: int) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, ClassVar
 
+import aiohttp
 import httpx
 from cryptography import x509
 
@@ -19,10 +20,10 @@ from services.probe.monitors.base import (
     Outcome,
     ProbeContext,
     failed,
-    read_bounded,
 )
 
 MAX_BODY = 1 << 20
+KEEPALIVE_READ = 64 << 10  # a longer unread body just costs the connection
 
 
 class HttpCheck(CheckConfig, frozen=True, kw_only=True, tag="http", tag_field="type"):
@@ -80,43 +81,50 @@ class HttpMonitor:
     )
 
     async def run(self, check: HttpCheck, ctx: ProbeContext) -> Outcome:
-        client = ctx.http.get(check.key, verify=check.verify_tls)
+        session = ctx.http.session(verify=check.verify_tls)
         started = time.perf_counter()
         body, cert_left = b"", None
         try:
-            async with client.stream(
+            async with session.request(
                 check.method,
                 check.url,
                 headers=check.headers,
-                content=check.body,
-                timeout=check.timeout,
-                follow_redirects=check.follow_redirects,
+                data=check.body,
+                allow_redirects=check.follow_redirects,
+                timeout=aiohttp.ClientTimeout(total=float(check.timeout)),
             ) as response:
-                if check.reads_body:
-                    read = await read_bounded(response, check.max_body_bytes)
-                    if read is None:
-                        error = f"body larger than {check.max_body_bytes} bytes"
-                        return Outcome(
-                            "unhealthy", {"status_code": response.status_code, "error": error}
-                        )
-                    body = read
                 if any("CERTIFICATE" in c for c in check.conditions):
                     cert_left = _cert_seconds_left(response)
-        except httpx.HTTPError as exc:
+                if check.reads_body:
+                    read = await _read_bounded(response, check.max_body_bytes)
+                    if read is None:
+                        error = f"body larger than {check.max_body_bytes} bytes"
+                        return Outcome("unhealthy", {"error": error})
+                    body = read
+                else:
+                    # Read a small body anyway, so the connection can be reused.
+                    await _read_bounded(response, KEEPALIVE_READ)
+                status, headers = (
+                    response.status,
+                    {k.lower(): v for k, v in response.headers.items()},
+                )
+        except TimeoutError:
+            return Outcome("unhealthy", {"error": f"timed out after {check.timeout:g}s"})
+        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a malformed answer
             return failed("unhealthy", exc)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        return judge(check, response, body, elapsed_ms, cert_left)
+        return judge(check, status, headers, body, elapsed_ms, cert_left)
 
 
 def judge(
     check: HttpCheck,
-    response: httpx.Response,
+    code: int,
+    headers: dict[str, str],
     body: bytes,
     elapsed_ms: float,
     cert_left: float | None,
 ) -> Outcome:
     """Everything after the request: pure, so each rule is one readable line."""
-    code = response.status_code
     details: dict[str, Any] = {"status_code": code}
     ok = code in check.expect_status if check.expect_status else 200 <= code < 400
     if not ok:
@@ -143,7 +151,7 @@ def judge(
         code,
         elapsed_ms,
         body,
-        {k.lower(): v for k, v in response.headers.items()},
+        headers,
         document,
         cert_left,
     )
@@ -162,9 +170,21 @@ def judge(
     return Outcome("healthy", details)
 
 
-def _cert_seconds_left(response: httpx.Response) -> float | None:
-    stream = response.extensions.get("network_stream")
-    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, or None past ``limit`` bytes: a huge body cannot exhaust memory."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _cert_seconds_left(response: aiohttp.ClientResponse) -> float | None:
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
         return None
     der = ssl_object.getpeercert(binary_form=True)

@@ -13,6 +13,7 @@ from services.probe.monitors.base import (
     ProbeContext,
     failed,
     read_bounded,
+    require_url,
 )
 
 PROTOCOL_VERSION = "2025-06-18"
@@ -21,6 +22,9 @@ PROTOCOL_VERSION = "2025-06-18"
 class McpCheck(CheckConfig, frozen=True, kw_only=True, tag="mcp", tag_field="type"):
     url: str  # the server's MCP endpoint, e.g. https://host/mcp
     headers: dict[str, str] = {}  # e.g. Authorization: Bearer ${MCP_TOKEN}
+
+    def __post_init__(self) -> None:
+        require_url(self.url, ("http", "https"))
 
 
 class McpMonitor:
@@ -39,7 +43,7 @@ class McpMonitor:
             },
         }
         headers = {"accept": "application/json, text/event-stream"} | check.headers
-        client = ctx.http.get(check.key)
+        client = ctx.http.client()
         try:
             async with client.stream(
                 "POST", check.url, json=request, headers=headers, timeout=check.timeout

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import psycopg
+import psycopg.conninfo
 
-from services.probe.monitors.base import CheckConfig, Outcome, ProbeContext, failed
+from services.probe.monitors.base import CheckConfig, Outcome, ProbeContext, failed, require_url
 
 _STATS = """
 SELECT
@@ -26,6 +27,15 @@ class PostgresCheck(CheckConfig, frozen=True, kw_only=True, tag="postgres", tag_
     max_connections_ratio: float = 0.9  # above this share of max_connections: degraded
     max_query_seconds: float | None = None  # a longer active query: degraded
     max_replication_lag_seconds: float | None = None  # a replica further behind: degraded
+
+    def __post_init__(self) -> None:
+        if "://" in self.dsn:
+            require_url(self.dsn, ("postgresql", "postgres"), field="dsn")
+            return
+        try:  # the key=value form
+            psycopg.conninfo.conninfo_to_dict(self.dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ValueError(f"dsn: not a connection string ({exc})") from exc
 
 
 class PostgresMonitor:

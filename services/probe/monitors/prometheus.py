@@ -16,6 +16,7 @@ from services.probe.monitors.base import (
     ProbeContext,
     failed,
     read_bounded,
+    require_url,
 )
 
 MAX_BODY = 8 << 20
@@ -27,6 +28,9 @@ class PrometheusCheck(CheckConfig, frozen=True, kw_only=True, tag="prometheus", 
     include: list[str] = []  # metric name prefixes to keep; empty keeps all
     max_samples: int = 10_000  # more samples than this: the scrape is refused
 
+    def __post_init__(self) -> None:
+        require_url(self.url, ("http", "https"))
+
 
 class PrometheusMonitor:
     type: ClassVar[str] = "prometheus"
@@ -35,7 +39,7 @@ class PrometheusMonitor:
     )
 
     async def run(self, check: PrometheusCheck, ctx: ProbeContext) -> Outcome:
-        client = ctx.http.get(check.key)
+        client = ctx.http.client()
         try:
             async with client.stream(
                 "GET", check.url, headers=check.headers, timeout=check.timeout

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from redis.exceptions import RedisError
 
-from services.probe.monitors.base import CheckConfig, Outcome, ProbeContext, failed
+from services.probe.monitors.base import CheckConfig, Outcome, ProbeContext, failed, require_url
 from services.probe.monitors.redisinfo import connect
 
 
@@ -15,6 +15,9 @@ class QueueCheck(CheckConfig, frozen=True, kw_only=True, tag="queue", tag_field=
     key: str  # e.g. "celery" or "queue:default" (Sidekiq)
     warn_depth: int = 1_000  # longer: degraded
     max_depth: int = 10_000  # longer: unhealthy
+
+    def __post_init__(self) -> None:
+        require_url(self.url, ("redis", "rediss", "unix"))
 
 
 class QueueMonitor:

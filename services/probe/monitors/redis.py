@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from redis.exceptions import RedisError
 
-from services.probe.monitors.base import CheckConfig, Outcome, ProbeContext, failed
+from services.probe.monitors.base import CheckConfig, Outcome, ProbeContext, failed, require_url
 from services.probe.monitors.redisinfo import connect
 
 
@@ -15,6 +15,9 @@ class RedisCheck(CheckConfig, frozen=True, kw_only=True, tag="redis", tag_field=
     max_memory_ratio: float = 0.9  # above this share of maxmemory: degraded
     max_clients: int | None = None  # more connected clients: degraded
     max_evicted_keys: int | None = None  # more evicted keys since start: degraded
+
+    def __post_init__(self) -> None:
+        require_url(self.url, ("redis", "rediss", "unix"))
 
 
 class RedisMonitor:

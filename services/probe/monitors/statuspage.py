@@ -14,6 +14,7 @@ from services.probe.monitors.base import (
     ProbeContext,
     failed,
     read_bounded,
+    require_url,
 )
 
 INDICATORS: dict[str, Status] = {
@@ -36,6 +37,9 @@ class _Body(msgspec.Struct):
 class StatuspageCheck(CheckConfig, frozen=True, kw_only=True, tag="statuspage", tag_field="type"):
     url: str  # the page's base URL or the full .../api/v2/status.json
 
+    def __post_init__(self) -> None:
+        require_url(self.url, ("http", "https"))
+
 
 class StatuspageMonitor:
     type: ClassVar[str] = "statuspage"
@@ -46,7 +50,7 @@ class StatuspageMonitor:
         if not url.endswith(".json"):
             url = url.rstrip("/") + "/api/v2/status.json"
         try:
-            async with ctx.http.get(check.key).stream("GET", url, timeout=check.timeout) as resp:
+            async with ctx.http.client().stream("GET", url, timeout=check.timeout) as resp:
                 code, content = resp.status_code, await read_bounded(resp, 1 << 20)
         except httpx.HTTPError as exc:
             return failed("unknown", exc, "status page unreachable")

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from redis.exceptions import RedisError
 
-from services.probe.monitors.base import CheckConfig, Outcome, ProbeContext, failed
+from services.probe.monitors.base import CheckConfig, Outcome, ProbeContext, failed, require_url
 from services.probe.monitors.redisinfo import connect
 
 
@@ -16,6 +16,9 @@ class StreamLagCheck(CheckConfig, frozen=True, kw_only=True, tag="stream_lag", t
     group: str
     max_lag: int = 10_000  # more unread entries: degraded
     max_pending: int = 10_000  # more delivered-but-unacked entries: degraded
+
+    def __post_init__(self) -> None:
+        require_url(self.url, ("redis", "rediss", "unix"))
 
 
 class StreamLagMonitor:
