@@ -17,17 +17,39 @@ def quantile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def counter_rate(samples: Sequence[Sample]) -> float | None:
-    """Per-second increase of a counter; a drop is a reset, counted from zero (as Prometheus)."""
-    if len(samples) < 2:
-        return None
-    span = samples[-1][0] - samples[0][0]
-    if span <= 0:
-        return None
+def counter_increase(samples: Sequence[Sample]) -> float:
+    """How much a counter grew; a drop is a reset, counted from zero (as Prometheus)."""
     increase = 0.0
     for (_, before), (_, after) in pairwise(samples):
         increase += after - before if after >= before else after
-    return increase / span
+    return increase
+
+
+def counter_rate(samples: Sequence[Sample]) -> float | None:
+    """Per-second increase of a counter over the samples' time span."""
+    if len(samples) < 2:
+        return None
+    span = samples[-1][0] - samples[0][0]
+    return counter_increase(samples) / span if span > 0 else None
+
+
+def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """Prometheus' ``histogram_quantile``: ``buckets`` are (upper bound, cumulative count)
+    including ``+Inf``; linear interpolation inside the bucket that holds the rank."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][0] != math.inf or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    index = next(i for i, (_, count) in enumerate(buckets) if count >= rank)
+    upper, count = buckets[index]
+    if upper == math.inf:
+        return buckets[-2][0] if len(buckets) > 1 else None
+    lower, below = (0.0, 0.0) if index == 0 else buckets[index - 1]
+    if index == 0 and upper <= 0:
+        return upper
+    if count == below:
+        return upper
+    return lower + (upper - lower) * (rank - below) / (count - below)
 
 
 def aggregate(kind: Aggregate, samples: Sequence[Sample]) -> float | None:

@@ -102,12 +102,16 @@ class SeriesState(msgspec.Struct, kw_only=True, array_like=True, omit_defaults=T
     notifications: int = 0
     last_resolved: float | None = None
     muted_by: str = ""
+    buckets: dict[str, list[tuple[float, float]]] = {}  # histogram: `le` -> counter samples
 
 
 def copy_state(state: SeriesState) -> SeriesState:
     """A copy a batch can mutate without touching the committed state."""
     return msgspec.structs.replace(
-        state, samples=list(state.samples), den=list(state.den), labels=state.labels
+        state,
+        samples=list(state.samples),
+        den=list(state.den),
+        buckets={le: list(s) for le, s in state.buckets.items()} if state.buckets else {},
     )
 
 
