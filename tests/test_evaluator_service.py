@@ -17,6 +17,7 @@ from services.evaluator.rules import (
     AnyRule,
     ApplicationErrorRule,
     ConsecutiveRule,
+    SloRule,
     ThresholdRule,
 )
 from services.evaluator.service import Evaluator
@@ -245,3 +246,16 @@ async def test_a_batch_that_never_committed_is_forgotten(redis: Redis, names: St
     commit()
     (alert,) = await alerts(redis, names)  # the lost batch left no trace in state
     assert alert.value == 96
+
+
+async def test_slo_budget_left_is_published_for_the_api(redis: Redis, names: StreamNames) -> None:
+    slo = SloRule(name="avail", objective=0.99, bad="errors", total="requests")
+    evaluator = Evaluator(config(slo), redis, names)
+    now = datetime.now(UTC)
+    pipe = redis.pipeline(transaction=True)
+    samples = [sample(1000, metric="requests", at=now), sample(5, metric="errors", at=now)]
+    commit = await evaluator.handle_metrics([(b"1-0", s) for s in samples], pipe)
+    await pipe.execute()
+    commit()
+    budget = await redis.hgetall(evaluator.budget_key)
+    assert budget == {b"avail/acme/shop": b"0.500000"}  # 0.5 % errors of a 1 % budget

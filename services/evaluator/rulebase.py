@@ -103,6 +103,8 @@ class SeriesState(msgspec.Struct, kw_only=True, array_like=True, omit_defaults=T
     last_resolved: float | None = None
     muted_by: str = ""
     buckets: dict[str, list[tuple[float, float]]] = {}  # histogram: `le` -> counter samples
+    evaluated_at: float = 0.0  # for rules that evaluate at most once a minute (slo)
+    priority: str = ""  # of the last notification: a higher one re-notifies (escalation)
 
 
 def copy_state(state: SeriesState) -> SeriesState:

@@ -17,14 +17,14 @@ import logging
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from schemas import ApplicationError, CheckResult, MetricSample
-from services.evaluator.engine import Engine, timed_keys
+from services.evaluator.engine import SEP, Engine, budgets, timed_keys
 from services.evaluator.observation import (
     Observation,
     from_error,
@@ -88,6 +88,7 @@ class Evaluator:
         self.group = GROUP + suffix
         self.state_key = names.key(f"evaluator:state{suffix}")
         self.ignored_key = names.key(f"evaluator:ignored{suffix}")
+        self.budget_key = names.key("evaluator:slo_budget")  # shared: keys never collide
         self.states: dict[str, SeriesState] = {}
         self._mine: dict[str, bool] = {}
         # One batch or tick at a time, from copying states to committing them; else a
@@ -184,9 +185,13 @@ class Evaluator:
         return commit
 
     def _checkpoint(self, pipe: Pipeline, changed: Mapping[str, SeriesState]) -> None:
-        if changed:
-            encode_state = self._encode_state.encode
-            pipe.hset(self.state_key, mapping={k: encode_state(v) for k, v in changed.items()})
+        if not changed:
+            return
+        encode_state = self._encode_state.encode
+        pipe.hset(self.state_key, mapping={k: encode_state(v) for k, v in changed.items()})
+        if left := budgets(self.engine, changed, time.time()):
+            # Read by the API and `vigil rules check`: share of the SLO budget left.
+            pipe.hset(self.budget_key, mapping={_readable(k): f"{v:.6f}" for k, v in left.items()})
 
     async def tick(self, now: float) -> int:
         """Let time pass for ``for`` timers, windows and absence; returns events emitted."""
@@ -216,6 +221,5 @@ class Evaluator:
         return {k.decode(): int(v) for k, v in raw.items()}
 
 
-def states_of(evaluators: Iterable[Evaluator]) -> Iterator[tuple[str, SeriesState]]:
-    for evaluator in evaluators:
-        yield from evaluator.states.items()
+def _readable(key: str) -> str:
+    return key.replace(SEP, "/")
