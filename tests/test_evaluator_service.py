@@ -259,3 +259,18 @@ async def test_slo_budget_left_is_published_for_the_api(redis: Redis, names: Str
     commit()
     budget = await redis.hgetall(evaluator.budget_key)
     assert budget == {b"avail/acme/shop": b"0.500000"}  # 0.5 % errors of a 1 % budget
+
+
+async def test_a_tick_that_only_slides_windows_writes_nothing(
+    redis: Redis, names: StreamNames
+) -> None:
+    rule = ThresholdRule(name="sum", source="q", aggregate="sum", window=Seconds(60), threshold=9)
+    evaluator = Evaluator(config(rule), redis, names)
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    pipe = redis.pipeline(transaction=True)
+    commit = await evaluator.handle_metrics([(b"1-0", sample(5, at=t0, metric="q"))], pipe)
+    await pipe.execute()
+    commit()
+    before = await redis.hgetall(evaluator.state_key)
+    assert await evaluator.tick(t0.timestamp() + 120) == 0  # the sample left the window
+    assert await redis.hgetall(evaluator.state_key) == before

@@ -117,6 +117,21 @@ def copy_state(state: SeriesState) -> SeriesState:
     )
 
 
+def lifecycle(state: SeriesState) -> tuple[object, ...]:
+    """The alert-lifecycle part of a state: what a tick must never lose."""
+    return (
+        state.active_since,
+        state.inactive_since,
+        state.firing_since,
+        state.last_notified,
+        state.notifications,
+        state.last_resolved,
+        state.muted_by,
+        state.priority,
+        state.evaluated_at,
+    )
+
+
 class Rule(Protocol):
     """One rule type: how observations update a series, and whether the condition holds."""
 

@@ -32,7 +32,7 @@ from services.evaluator.observation import (
     from_sample,
     problem,
 )
-from services.evaluator.rulebase import SeriesState, copy_state
+from services.evaluator.rulebase import SeriesState, copy_state, lifecycle
 from shared.config import Config
 from shared.consumer import AfterCommit, Consumer
 from shared.errors import SettingsError
@@ -199,13 +199,18 @@ class Evaluator:
         try:
             view = StateView(self.states)
             alerts = self.engine.tick(view, timed_keys(self.engine, self.states), now)
-            if view.changed:
+            # A tick mostly just slides windows, which the next evaluation redoes anyway:
+            # keep (and checkpoint) only the series whose alert lifecycle moved.
+            moved = {
+                k: s for k, s in view.changed.items() if lifecycle(s) != lifecycle(self.states[k])
+            }
+            if moved:
                 pipe = self.redis.pipeline(transaction=True)
                 for alert in alerts:
                     pipe.xadd(self.names.alerts, encode(alert))
-                self._checkpoint(pipe, view.changed)
+                self._checkpoint(pipe, moved)
                 await pipe.execute()
-                self.states.update(view.changed)
+                self.states.update(moved)
         finally:
             self._idle.set()
         return len(alerts)
