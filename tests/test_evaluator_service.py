@@ -274,3 +274,16 @@ async def test_a_tick_that_only_slides_windows_writes_nothing(
     before = await redis.hgetall(evaluator.state_key)
     assert await evaluator.tick(t0.timestamp() + 120) == 0  # the sample left the window
     assert await redis.hgetall(evaluator.state_key) == before
+
+
+async def test_an_unreadable_checkpoint_entry_is_skipped(redis: Redis, names: StreamNames) -> None:
+    first = Evaluator(config(DISK), redis, names)
+    pipe = redis.pipeline(transaction=True)
+    commit = await first.handle_metrics([(b"1-0", sample(95))], pipe)
+    await pipe.execute()
+    commit()
+    await redis.hset(first.state_key, "old\x1fformat", b"\x81\xa7failing\x03")  # an older release
+    second = Evaluator(config(DISK), redis, names)
+    await second.load()
+    assert list(second.states) == list(first.states)
+    assert second.engine.firing  # the firing alert is known again (inhibition, no re-fire)

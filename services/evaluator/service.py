@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 
 from schemas import ApplicationError, CheckResult, MetricSample
 from services.evaluator.engine import SEP, Engine, budgets, timed_keys
@@ -103,9 +104,18 @@ class Evaluator:
     async def load(self) -> None:
         """Resume from the checkpoint, so a restart neither re-fires nor forgets."""
         raw: dict[bytes, bytes] = await self.redis.hgetall(self.state_key)  # type: ignore[misc,assignment]
-        self.states = {k.decode(): self._decode_state.decode(v) for k, v in raw.items()}
+        self.states, unreadable = {}, 0
+        for key, value in raw.items():
+            try:
+                self.states[key.decode()] = self._decode_state.decode(value)
+            except msgspec.DecodeError:
+                unreadable += 1  # e.g. written by an older release: that series starts afresh
         self.engine.restore(self.states)
         log.info("evaluator %s resumed %d series", self.group, len(self.states))
+        if unreadable:
+            log.warning(
+                "evaluator %s: %d unreadable checkpoint entries ignored", self.group, unreadable
+            )
 
     def consumers(
         self,
@@ -217,7 +227,10 @@ class Evaluator:
 
     async def tick_forever(self, interval: float = 5.0) -> None:
         while True:
-            await self.tick(time.time())
+            try:
+                await self.tick(time.time())
+            except RedisError as exc:  # an outage: nothing was adopted, the next tick retries
+                log.warning("evaluator tick failed: %s", exc)
             await asyncio.sleep(interval)
 
     async def ignored(self) -> dict[str, int]:
