@@ -101,11 +101,17 @@ async def test_bad_input_is_dead_lettered_or_counted_and_the_evaluator_goes_on(
         await redis.xadd(names.metrics, encode(sample(99, tenant="nobody")))
         await redis.xadd(names.metrics, encode(sample(99, at=now + timedelta(hours=2))))
         await redis.xadd(names.metrics, encode(sample(99, at=now - timedelta(days=3))))
-        await redis.xadd(names.metrics, encode(sample(95)))
+        extra = encode(sample(95))[b"data"].replace(b'"value"', b'"colour":"red","value"')  # type: ignore[union-attr]
+        await redis.xadd(names.metrics, {"data": extra})
         await wait_until(lambda: _count(redis, names, 1), what="the good sample's alert")
         await wait_until(lambda: drained(redis, names.metrics, "evaluator"), what="all read")
         ignored = await Evaluator(config(DISK), redis, names).ignored()
-    assert ignored == {"unknown tenant": 1, "timestamp in the future": 1, "timestamp too old": 1}
+    assert ignored == {
+        "unknown tenant": 1,
+        "timestamp in the future": 1,
+        "timestamp too old": 1,
+        "unknown fields (ignored, entry evaluated)": 1,
+    }
     reasons = [f[b"dlq:reason"].decode() for _, f in await redis.xrange(names.deadletter)]
     assert len(reasons) == 2 and any("out of range" in r for r in reasons)
     (alert,) = await alerts(redis, names)

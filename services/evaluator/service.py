@@ -18,6 +18,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -26,6 +27,7 @@ from redis.exceptions import RedisError
 
 from schemas import ApplicationError, CheckResult, MetricSample
 from services.evaluator.engine import SEP, Engine, budgets, timed_keys
+from services.evaluator.intake import CountingCodec
 from services.evaluator.observation import (
     Observation,
     from_error,
@@ -37,12 +39,13 @@ from services.evaluator.rulebase import SeriesState, copy_state, lifecycle
 from shared.config import Config
 from shared.consumer import AfterCommit, Consumer
 from shared.errors import SettingsError
-from shared.streams import Codec, StreamNames, encode
+from shared.streams import StreamNames, encode
 
 log = logging.getLogger(__name__)
 GROUP = "evaluator"
 MAX_FUTURE_S = 300.0  # clocks drift; a minute or five is not an error
 MAX_PAST_S = 86_400.0  # older than the longest default window: no longer meaningful
+UNKNOWN_FIELDS = "unknown fields (ignored, entry evaluated)"
 STALL_S = 30.0  # a batch not committed after this failed: its transaction never ran
 
 
@@ -98,6 +101,11 @@ class Evaluator:
         self._idle = asyncio.Event()
         self._idle.set()
         self.stall_s = STALL_S
+        self._codecs = (
+            CountingCodec(CheckResult),
+            CountingCodec(MetricSample),
+            CountingCodec(ApplicationError),
+        )
         self._decode_state = msgspec.msgpack.Decoder(SeriesState)
         self._encode_state = msgspec.msgpack.Encoder()
 
@@ -121,28 +129,35 @@ class Evaluator:
         self,
     ) -> list[Consumer[CheckResult] | Consumer[MetricSample] | Consumer[ApplicationError]]:
         return [
-            Consumer(self.names.results, self.group, Codec(CheckResult), self.handle_results),
-            Consumer(self.names.metrics, self.group, Codec(MetricSample), self.handle_metrics),
-            Consumer(self.names.errors, self.group, Codec(ApplicationError), self.handle_errors),
+            Consumer(self.names.results, self.group, self._codecs[0], self.handle_results),
+            Consumer(self.names.metrics, self.group, self._codecs[1], self.handle_metrics),
+            Consumer(self.names.errors, self.group, self._codecs[2], self.handle_errors),
         ]
 
     async def handle_results(
         self, items: list[tuple[bytes, CheckResult]], pipe: Pipeline
     ) -> AfterCommit:
         await self._enter()
+        self._count_unknown_fields(pipe, self._codecs[0])
         return self.evaluate((o for _, r in items for o in from_result(r)), pipe, time.time())
 
     async def handle_metrics(
         self, items: list[tuple[bytes, MetricSample]], pipe: Pipeline
     ) -> AfterCommit:
         await self._enter()
+        self._count_unknown_fields(pipe, self._codecs[1])
         return self.evaluate((from_sample(s) for _, s in items), pipe, time.time())
 
     async def handle_errors(
         self, items: list[tuple[bytes, ApplicationError]], pipe: Pipeline
     ) -> AfterCommit:
         await self._enter()
+        self._count_unknown_fields(pipe, self._codecs[2])
         return self.evaluate((from_error(e) for _, e in items), pipe, time.time())
+
+    def _count_unknown_fields(self, pipe: Pipeline, codec: CountingCodec[Any]) -> None:
+        if count := codec.take():
+            pipe.hincrby(self.ignored_key, UNKNOWN_FIELDS, count)
 
     async def _enter(self) -> None:
         """Wait until no batch or tick is between copying and committing states."""
