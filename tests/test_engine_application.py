@@ -61,12 +61,14 @@ def test_repeats_are_deduplicated_by_type_and_source() -> None:
     assert first.title == "TimeoutError in checkout-api"
 
 
-def test_repeat_interval_renotifies_with_the_count_and_quiet_resolves() -> None:
+def test_escalation_and_repeat_interval_renotify_and_quiet_resolves() -> None:
     feed = Feed(Engine([RULE]))
     feed.send(from_error(error(0)))
-    feed.send(from_error(error(1800, error_count=5)))
-    (again,) = feed.send(from_error(error(3600)))
-    assert (again.notification_count, again.value, again.priority) == (2, 7.0, "high")
-    assert feed.tick(3600 + 3599) == []
-    (resolved,) = feed.tick(3600 + 3600)
+    (escalated,) = feed.send(from_error(error(1800, error_count=5)))  # 6 occurrences: high
+    assert (escalated.notification_count, escalated.value, escalated.priority) == (2, 6.0, "high")
+    assert feed.send(from_error(error(3600))) == []  # deduplicated, nothing new to say
+    (again,) = feed.send(from_error(error(1800 + 3600)))  # the repeat interval has passed
+    assert (again.notification_count, again.value) == (3, 8.0)
+    assert feed.tick(5400 + 3599) == []
+    (resolved,) = feed.tick(5400 + 3600)
     assert resolved.state == "resolved"

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.evaluator.engine import Engine
 from services.evaluator.muting import InhibitRule, MaintenanceWindow, Muting, Silence
@@ -97,3 +99,33 @@ def test_inhibition_mutes_dependants_of_the_same_tenant_only() -> None:
     assert inhibited.muted_by == f"inhibited:db:{down.fingerprint}" and free.muted_by == ""
     feed.send(obs("db_up", 1, 3, service="db"))  # the database is back
     assert feed.send(obs("disk", 90, 4, service="web"))[0].muted_by == ""
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 600), st.floats(0, 200)), min_size=1, max_size=40),
+    st.integers(0, 6000),
+    st.integers(0, 6000),
+    st.sampled_from(["shop", "cart"]),
+)
+def test_muting_never_changes_what_fires_only_the_mark(
+    steps: list[tuple[int, float]], start: int, length: int, service: str
+) -> None:
+    window = MaintenanceWindow(
+        name="w",
+        matchers={"service": service},
+        starts_at=START + timedelta(seconds=start),
+        ends_at=START + timedelta(seconds=start + length),
+    )
+    rule = ThresholdRule(name="disk", source="disk", threshold=80, repeat_interval=Seconds(900))
+    plain, muted = Feed(Engine([rule])), Feed(Engine([rule], muting=Muting(maintenance=[window])))
+    at = 0
+    for gap, value in steps:
+        at += gap
+        for feed in (plain, muted):
+            feed.send(obs("disk", value, at))
+    strip = [msgspec.structs.replace(e, muted_by="") for _, e in muted.events]
+    assert strip == [e for _, e in plain.events]
+    for at_s, event in muted.events:
+        inside = start <= at_s < start + length and service == "shop"
+        if event.state == "firing":
+            assert (event.muted_by == "maintenance:w") is inside

@@ -17,6 +17,7 @@ from services.evaluator.rules import (
     AnyRule,
     ApplicationErrorRule,
     ConsecutiveRule,
+    SloRule,
     ThresholdRule,
 )
 from services.evaluator.service import Evaluator
@@ -100,11 +101,17 @@ async def test_bad_input_is_dead_lettered_or_counted_and_the_evaluator_goes_on(
         await redis.xadd(names.metrics, encode(sample(99, tenant="nobody")))
         await redis.xadd(names.metrics, encode(sample(99, at=now + timedelta(hours=2))))
         await redis.xadd(names.metrics, encode(sample(99, at=now - timedelta(days=3))))
-        await redis.xadd(names.metrics, encode(sample(95)))
+        extra = encode(sample(95))[b"data"].replace(b'"value"', b'"colour":"red","value"')  # type: ignore[union-attr]
+        await redis.xadd(names.metrics, {"data": extra})
         await wait_until(lambda: _count(redis, names, 1), what="the good sample's alert")
         await wait_until(lambda: drained(redis, names.metrics, "evaluator"), what="all read")
         ignored = await Evaluator(config(DISK), redis, names).ignored()
-    assert ignored == {"unknown tenant": 1, "timestamp in the future": 1, "timestamp too old": 1}
+    assert ignored == {
+        "unknown tenant": 1,
+        "timestamp in the future": 1,
+        "timestamp too old": 1,
+        "unknown fields (ignored, entry evaluated)": 1,
+    }
     reasons = [f[b"dlq:reason"].decode() for _, f in await redis.xrange(names.deadletter)]
     assert len(reasons) == 2 and any("out of range" in r for r in reasons)
     (alert,) = await alerts(redis, names)
@@ -245,3 +252,44 @@ async def test_a_batch_that_never_committed_is_forgotten(redis: Redis, names: St
     commit()
     (alert,) = await alerts(redis, names)  # the lost batch left no trace in state
     assert alert.value == 96
+
+
+async def test_slo_budget_left_is_published_for_the_api(redis: Redis, names: StreamNames) -> None:
+    slo = SloRule(name="avail", objective=0.99, bad="errors", total="requests")
+    evaluator = Evaluator(config(slo), redis, names)
+    now = datetime.now(UTC)
+    pipe = redis.pipeline(transaction=True)
+    samples = [sample(1000, metric="requests", at=now), sample(5, metric="errors", at=now)]
+    commit = await evaluator.handle_metrics([(b"1-0", s) for s in samples], pipe)
+    await pipe.execute()
+    commit()
+    budget = await redis.hgetall(evaluator.budget_key)
+    assert budget == {b"avail/acme/shop": b"0.500000"}  # 0.5 % errors of a 1 % budget
+
+
+async def test_a_tick_that_only_slides_windows_writes_nothing(
+    redis: Redis, names: StreamNames
+) -> None:
+    rule = ThresholdRule(name="sum", source="q", aggregate="sum", window=Seconds(60), threshold=9)
+    evaluator = Evaluator(config(rule), redis, names)
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    pipe = redis.pipeline(transaction=True)
+    commit = await evaluator.handle_metrics([(b"1-0", sample(5, at=t0, metric="q"))], pipe)
+    await pipe.execute()
+    commit()
+    before = await redis.hgetall(evaluator.state_key)
+    assert await evaluator.tick(t0.timestamp() + 120) == 0  # the sample left the window
+    assert await redis.hgetall(evaluator.state_key) == before
+
+
+async def test_an_unreadable_checkpoint_entry_is_skipped(redis: Redis, names: StreamNames) -> None:
+    first = Evaluator(config(DISK), redis, names)
+    pipe = redis.pipeline(transaction=True)
+    commit = await first.handle_metrics([(b"1-0", sample(95))], pipe)
+    await pipe.execute()
+    commit()
+    await redis.hset(first.state_key, "old\x1fformat", b"\x81\xa7failing\x03")  # an older release
+    second = Evaluator(config(DISK), redis, names)
+    await second.load()
+    assert list(second.states) == list(first.states)
+    assert second.engine.firing  # the firing alert is known again (inhibition, no re-fire)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import Literal
 
@@ -17,41 +17,82 @@ def quantile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def counter_rate(samples: Sequence[Sample]) -> float | None:
-    """Per-second increase of a counter; a drop is a reset, counted from zero (as Prometheus)."""
-    if len(samples) < 2:
-        return None
-    span = samples[-1][0] - samples[0][0]
-    if span <= 0:
-        return None
+def counter_increase(samples: Sequence[Sample]) -> float:
+    """How much a counter grew; a drop is a reset, counted from zero (as Prometheus)."""
     increase = 0.0
     for (_, before), (_, after) in pairwise(samples):
         increase += after - before if after >= before else after
-    return increase / span
+    return increase
+
+
+def counter_rate(samples: Sequence[Sample]) -> float | None:
+    """Per-second increase of a counter over the samples' time span."""
+    if len(samples) < 2:
+        return None
+    span = samples[-1][0] - samples[0][0]
+    return counter_increase(samples) / span if span > 0 else None
+
+
+def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """Prometheus' ``histogram_quantile``: ``buckets`` are (upper bound, cumulative count)
+    including ``+Inf``; linear interpolation inside the bucket that holds the rank."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][0] != math.inf or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    index = next(i for i, (_, count) in enumerate(buckets) if count >= rank)
+    upper, count = buckets[index]
+    if upper == math.inf:
+        return buckets[-2][0] if len(buckets) > 1 else None
+    lower, below = (0.0, 0.0) if index == 0 else buckets[index - 1]
+    if index == 0 and upper <= 0:
+        return upper
+    if count == below:
+        return upper
+    return lower + (upper - lower) * (rank - below) / (count - below)
+
+
+def _sum(samples: Sequence[Sample]) -> float:
+    return math.fsum([v for _, v in samples])
+
+
+def _avg(samples: Sequence[Sample]) -> float | None:
+    return math.fsum([v for _, v in samples]) / len(samples) if samples else None
+
+
+def _min(samples: Sequence[Sample]) -> float | None:
+    return min([v for _, v in samples]) if samples else None
+
+
+def _max(samples: Sequence[Sample]) -> float | None:
+    return max([v for _, v in samples]) if samples else None
+
+
+def _p95(samples: Sequence[Sample]) -> float | None:
+    return quantile([v for _, v in samples], 0.95) if samples else None
+
+
+def _p99(samples: Sequence[Sample]) -> float | None:
+    return quantile([v for _, v in samples], 0.99) if samples else None
+
+
+# One dispatch per evaluation, on the hot path: a dict beats a chain of comparisons.
+_AGGREGATES: dict[str, Callable[[Sequence[Sample]], float | None]] = {
+    "last": lambda samples: samples[-1][1] if samples else None,
+    "count": lambda samples: float(len(samples)),
+    "sum": _sum,  # nothing in the window sums to zero: zero errors, zero bookings
+    "avg": _avg,
+    "min": _min,
+    "max": _max,
+    "rate": counter_rate,
+    "p95": _p95,
+    "p99": _p99,
+}
 
 
 def aggregate(kind: Aggregate, samples: Sequence[Sample]) -> float | None:
     """The aggregate of the samples, or None when there is nothing to aggregate."""
-    if kind == "count":
-        return float(len(samples))
-    if kind == "sum" and not samples:
-        return 0.0  # nothing happened in the window: zero errors, zero bookings
-    if not samples:
-        return None
-    if kind == "last":
-        return samples[-1][1]
-    if kind == "rate":
-        return counter_rate(samples)
-    values = [v for _, v in samples]
-    if kind == "sum":
-        return math.fsum(values)
-    if kind == "avg":
-        return math.fsum(values) / len(values)
-    if kind == "min":
-        return min(values)
-    if kind == "max":
-        return max(values)
-    return quantile(values, 0.95 if kind == "p95" else 0.99)
+    return _AGGREGATES[kind](samples)
 
 
 def prune(samples: list[Sample], cutoff: float, cap: int) -> None:

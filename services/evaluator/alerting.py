@@ -2,9 +2,10 @@
 
 Only changes are emitted: ``firing`` (after the condition held for ``for``, and not
 inside ``cooldown`` after the last resolve), ``renotify`` (still firing after
-``repeat_interval``) and ``resolved`` (after the condition stopped holding for
-``keep_firing_for``). A firing inside ``dedup_window`` after the last resolve counts
-on the previous notification count instead of starting a new alert at 1.
+``repeat_interval``, or its priority rose: an escalation) and ``resolved`` (after the
+condition stopped holding for ``keep_firing_for``). A firing inside ``dedup_window``
+after the last resolve counts on the previous notification count instead of starting a
+new alert at 1.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from services.evaluator.recommendations import for_category
 from services.evaluator.rulebase import RuleOptions, SeriesState, Verdict
 
 Transition = Literal["firing", "renotify", "resolved"]
+_RANK = {"": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
 def advance(
@@ -30,10 +32,17 @@ def advance(
         if state.active_since is None:
             state.active_since = now
         if state.firing_since is None:
-            return _maybe_fire(opts, state, now)
-        if opts.repeat_interval and now - state.last_notified >= opts.repeat_interval:
+            kind = _maybe_fire(opts, state, now)
+            if kind is not None:
+                state.priority = priority(opts, verdict)
+            return kind
+        escalated = _RANK[priority(opts, verdict)] > _RANK.get(state.priority, 0)
+        if escalated or (
+            opts.repeat_interval and now - state.last_notified >= opts.repeat_interval
+        ):
             state.notifications += 1
             state.last_notified = now
+            state.priority = max(state.priority, priority(opts, verdict), key=_RANK.__getitem__)
             return "renotify"
         return None
     state.active_since = None
@@ -64,7 +73,7 @@ def finish(state: SeriesState, now: float) -> None:
     """After a resolved event was built: the series is quiet again."""
     state.firing_since = state.inactive_since = None
     state.last_resolved = now
-    state.muted_by = ""
+    state.muted_by = state.priority = ""
 
 
 def priority(opts: RuleOptions, verdict: Verdict) -> Priority:

@@ -16,7 +16,7 @@ from services.evaluator.alerting import advance, event, finish
 from services.evaluator.muting import Muting
 from services.evaluator.observation import Observation
 from services.evaluator.rulebase import SeriesState
-from services.evaluator.rules import AnyRule
+from services.evaluator.rules import AnyRule, SloRule
 
 
 class States(Protocol):
@@ -128,6 +128,16 @@ class Engine:
             "severity": rule.severity if rule else "",
             "category": rule.category if rule else "",
         }
+
+
+def budgets(engine: Engine, states: Mapping[str, SeriesState], now: float) -> dict[str, float]:
+    """Error budget left per SLO series (series key -> share of the period's budget)."""
+    out = {}
+    for key, state in states.items():
+        rule = engine.rules.get(state.rule)
+        if isinstance(rule, SloRule):
+            out[key] = rule.budget_remaining(state, now)
+    return out
 
 
 def timed_keys(engine: Engine, states: Mapping[str, SeriesState]) -> list[str]:

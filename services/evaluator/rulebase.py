@@ -102,12 +102,33 @@ class SeriesState(msgspec.Struct, kw_only=True, array_like=True, omit_defaults=T
     notifications: int = 0
     last_resolved: float | None = None
     muted_by: str = ""
+    buckets: dict[str, list[tuple[float, float]]] = {}  # histogram: `le` -> counter samples
+    evaluated_at: float = 0.0  # for rules that evaluate at most once a minute (slo)
+    priority: str = ""  # of the last notification: a higher one re-notifies (escalation)
 
 
 def copy_state(state: SeriesState) -> SeriesState:
     """A copy a batch can mutate without touching the committed state."""
     return msgspec.structs.replace(
-        state, samples=list(state.samples), den=list(state.den), labels=state.labels
+        state,
+        samples=list(state.samples),
+        den=list(state.den),
+        buckets={le: list(s) for le, s in state.buckets.items()} if state.buckets else {},
+    )
+
+
+def lifecycle(state: SeriesState) -> tuple[object, ...]:
+    """The alert-lifecycle part of a state: what a tick must never lose."""
+    return (
+        state.active_since,
+        state.inactive_since,
+        state.firing_since,
+        state.last_notified,
+        state.notifications,
+        state.last_resolved,
+        state.muted_by,
+        state.priority,
+        state.evaluated_at,
     )
 
 

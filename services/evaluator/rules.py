@@ -8,10 +8,11 @@ from __future__ import annotations
 from services.evaluator.kinds.absence import AbsenceRule
 from services.evaluator.kinds.application import ApplicationErrorRule
 from services.evaluator.kinds.consecutive import ConsecutiveRule
+from services.evaluator.kinds.slo import SloRule
 from services.evaluator.kinds.threshold import ThresholdRule
 from services.evaluator.rulebase import Rule, Selector
 
-AnyRule = ConsecutiveRule | ThresholdRule | AbsenceRule | ApplicationErrorRule
+AnyRule = ConsecutiveRule | ThresholdRule | AbsenceRule | ApplicationErrorRule | SloRule
 
 __all__ = [
     "AbsenceRule",
@@ -20,5 +21,6 @@ __all__ = [
     "ConsecutiveRule",
     "Rule",
     "Selector",
+    "SloRule",
     "ThresholdRule",
 ]

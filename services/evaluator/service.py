@@ -17,14 +17,17 @@ import logging
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 
 from schemas import ApplicationError, CheckResult, MetricSample
-from services.evaluator.engine import Engine, timed_keys
+from services.evaluator.engine import SEP, Engine, budgets, timed_keys
+from services.evaluator.intake import CountingCodec
 from services.evaluator.observation import (
     Observation,
     from_error,
@@ -32,16 +35,17 @@ from services.evaluator.observation import (
     from_sample,
     problem,
 )
-from services.evaluator.rulebase import SeriesState, copy_state
+from services.evaluator.rulebase import SeriesState, copy_state, lifecycle
 from shared.config import Config
 from shared.consumer import AfterCommit, Consumer
 from shared.errors import SettingsError
-from shared.streams import Codec, StreamNames, encode
+from shared.streams import StreamNames, encode
 
 log = logging.getLogger(__name__)
 GROUP = "evaluator"
 MAX_FUTURE_S = 300.0  # clocks drift; a minute or five is not an error
 MAX_PAST_S = 86_400.0  # older than the longest default window: no longer meaningful
+UNKNOWN_FIELDS = "unknown fields (ignored, entry evaluated)"
 STALL_S = 30.0  # a batch not committed after this failed: its transaction never ran
 
 
@@ -88,6 +92,7 @@ class Evaluator:
         self.group = GROUP + suffix
         self.state_key = names.key(f"evaluator:state{suffix}")
         self.ignored_key = names.key(f"evaluator:ignored{suffix}")
+        self.budget_key = names.key("evaluator:slo_budget")  # shared: keys never collide
         self.states: dict[str, SeriesState] = {}
         self._mine: dict[str, bool] = {}
         # One batch or tick at a time, from copying states to committing them; else a
@@ -96,42 +101,63 @@ class Evaluator:
         self._idle = asyncio.Event()
         self._idle.set()
         self.stall_s = STALL_S
+        self._codecs = (
+            CountingCodec(CheckResult),
+            CountingCodec(MetricSample),
+            CountingCodec(ApplicationError),
+        )
         self._decode_state = msgspec.msgpack.Decoder(SeriesState)
         self._encode_state = msgspec.msgpack.Encoder()
 
     async def load(self) -> None:
         """Resume from the checkpoint, so a restart neither re-fires nor forgets."""
         raw: dict[bytes, bytes] = await self.redis.hgetall(self.state_key)  # type: ignore[misc,assignment]
-        self.states = {k.decode(): self._decode_state.decode(v) for k, v in raw.items()}
+        self.states, unreadable = {}, 0
+        for key, value in raw.items():
+            try:
+                self.states[key.decode()] = self._decode_state.decode(value)
+            except msgspec.DecodeError:
+                unreadable += 1  # e.g. written by an older release: that series starts afresh
         self.engine.restore(self.states)
         log.info("evaluator %s resumed %d series", self.group, len(self.states))
+        if unreadable:
+            log.warning(
+                "evaluator %s: %d unreadable checkpoint entries ignored", self.group, unreadable
+            )
 
     def consumers(
         self,
     ) -> list[Consumer[CheckResult] | Consumer[MetricSample] | Consumer[ApplicationError]]:
         return [
-            Consumer(self.names.results, self.group, Codec(CheckResult), self.handle_results),
-            Consumer(self.names.metrics, self.group, Codec(MetricSample), self.handle_metrics),
-            Consumer(self.names.errors, self.group, Codec(ApplicationError), self.handle_errors),
+            Consumer(self.names.results, self.group, self._codecs[0], self.handle_results),
+            Consumer(self.names.metrics, self.group, self._codecs[1], self.handle_metrics),
+            Consumer(self.names.errors, self.group, self._codecs[2], self.handle_errors),
         ]
 
     async def handle_results(
         self, items: list[tuple[bytes, CheckResult]], pipe: Pipeline
     ) -> AfterCommit:
         await self._enter()
+        self._count_unknown_fields(pipe, self._codecs[0])
         return self.evaluate((o for _, r in items for o in from_result(r)), pipe, time.time())
 
     async def handle_metrics(
         self, items: list[tuple[bytes, MetricSample]], pipe: Pipeline
     ) -> AfterCommit:
         await self._enter()
+        self._count_unknown_fields(pipe, self._codecs[1])
         return self.evaluate((from_sample(s) for _, s in items), pipe, time.time())
 
     async def handle_errors(
         self, items: list[tuple[bytes, ApplicationError]], pipe: Pipeline
     ) -> AfterCommit:
         await self._enter()
+        self._count_unknown_fields(pipe, self._codecs[2])
         return self.evaluate((from_error(e) for _, e in items), pipe, time.time())
+
+    def _count_unknown_fields(self, pipe: Pipeline, codec: CountingCodec[Any]) -> None:
+        if count := codec.take():
+            pipe.hincrby(self.ignored_key, UNKNOWN_FIELDS, count)
 
     async def _enter(self) -> None:
         """Wait until no batch or tick is between copying and committing states."""
@@ -184,9 +210,13 @@ class Evaluator:
         return commit
 
     def _checkpoint(self, pipe: Pipeline, changed: Mapping[str, SeriesState]) -> None:
-        if changed:
-            encode_state = self._encode_state.encode
-            pipe.hset(self.state_key, mapping={k: encode_state(v) for k, v in changed.items()})
+        if not changed:
+            return
+        encode_state = self._encode_state.encode
+        pipe.hset(self.state_key, mapping={k: encode_state(v) for k, v in changed.items()})
+        if left := budgets(self.engine, changed, time.time()):
+            # Read by the API and `vigil rules check`: share of the SLO budget left.
+            pipe.hset(self.budget_key, mapping={_readable(k): f"{v:.6f}" for k, v in left.items()})
 
     async def tick(self, now: float) -> int:
         """Let time pass for ``for`` timers, windows and absence; returns events emitted."""
@@ -194,20 +224,28 @@ class Evaluator:
         try:
             view = StateView(self.states)
             alerts = self.engine.tick(view, timed_keys(self.engine, self.states), now)
-            if view.changed:
+            # A tick mostly just slides windows, which the next evaluation redoes anyway:
+            # keep (and checkpoint) only the series whose alert lifecycle moved.
+            moved = {
+                k: s for k, s in view.changed.items() if lifecycle(s) != lifecycle(self.states[k])
+            }
+            if moved:
                 pipe = self.redis.pipeline(transaction=True)
                 for alert in alerts:
                     pipe.xadd(self.names.alerts, encode(alert))
-                self._checkpoint(pipe, view.changed)
+                self._checkpoint(pipe, moved)
                 await pipe.execute()
-                self.states.update(view.changed)
+                self.states.update(moved)
         finally:
             self._idle.set()
         return len(alerts)
 
     async def tick_forever(self, interval: float = 5.0) -> None:
         while True:
-            await self.tick(time.time())
+            try:
+                await self.tick(time.time())
+            except RedisError as exc:  # an outage: nothing was adopted, the next tick retries
+                log.warning("evaluator tick failed: %s", exc)
             await asyncio.sleep(interval)
 
     async def ignored(self) -> dict[str, int]:
@@ -216,6 +254,5 @@ class Evaluator:
         return {k.decode(): int(v) for k, v in raw.items()}
 
 
-def states_of(evaluators: Iterable[Evaluator]) -> Iterator[tuple[str, SeriesState]]:
-    for evaluator in evaluators:
-        yield from evaluator.states.items()
+def _readable(key: str) -> str:
+    return key.replace(SEP, "/")

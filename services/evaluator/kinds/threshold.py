@@ -5,7 +5,9 @@ default); with ``ratio_of`` it is that aggregate divided by the same aggregate o
 second series (5xx responses / all responses). ``op: below`` is an inverse threshold.
 Memory per series is bounded by ``max_samples``: beyond it the oldest samples go.
 ``last`` keeps the latest value however old (a gauge holds until it changes; use an
-``absence`` rule for staleness).
+``absence`` rule for staleness). With ``histogram: true`` the source is a Prometheus
+histogram's ``_bucket`` counter (label ``le``) and ``p95``/``p99`` interpolate over the
+buckets' increase in the window, as ``histogram_quantile`` does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from services.evaluator.aggregates import Aggregate, aggregate, prune
+from services.evaluator.aggregates import (
+    Aggregate,
+    aggregate,
+    bucket_quantile,
+    counter_increase,
+    prune,
+)
 from services.evaluator.observation import Observation
 from services.evaluator.rulebase import RuleOptions, SeriesState, Verdict
 from shared.configbase import Seconds
@@ -62,6 +70,7 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
     ratio_of: str | None = None
     by: list[str] = []  # labels that identify a series besides tenant and service
     max_samples: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    histogram: bool = False  # source is a Prometheus `_bucket` counter with label `le`
     subject: str = ""  # "p95 latency": how the message names the value
     unit: str = ""
     scale: float = 1.0  # display factor: 100 shows a ratio as a percentage
@@ -87,8 +96,18 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
             labels["check"] = obs.labels["check"]
         return labels
 
+    def __post_init__(self) -> None:
+        if self.histogram and self.aggregate not in ("p95", "p99"):
+            raise ValueError("histogram: needs aggregate p95 or p99")
+
     def observe(self, state: SeriesState, obs: Observation) -> None:
-        samples = state.den if obs.source == self.ratio_of else state.samples
+        if self.histogram:
+            le = obs.labels.get("le")
+            if le is None:
+                return  # not a bucket sample (_sum, _count): nothing to learn
+            samples = state.buckets.setdefault(le, [])
+        else:
+            samples = state.den if obs.source == self.ratio_of else state.samples
         if not samples or obs.at >= samples[-1][0]:
             samples.append((obs.at, obs.value))
         else:
@@ -105,6 +124,8 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
             prune(samples, now - self.window, self.max_samples)
 
     def value(self, state: SeriesState, now: float) -> float | None:
+        if self.histogram:
+            return self._histogram_quantile(state, now)
         self._prune(state.samples, now)
         value = aggregate(self.aggregate, state.samples)
         if value is None or self.ratio_of is None:
@@ -112,6 +133,17 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
         self._prune(state.den, now)
         total = aggregate(self.aggregate, state.den)
         return None if not total else value / total
+
+    def _histogram_quantile(self, state: SeriesState, now: float) -> float | None:
+        buckets = []
+        for le, samples in state.buckets.items():
+            self._prune(samples, now)
+            try:
+                upper = float(le)  # "+Inf" parses as inf
+            except ValueError:
+                continue
+            buckets.append((upper, counter_increase(samples)))
+        return bucket_quantile(0.95 if self.aggregate == "p95" else 0.99, buckets)
 
     def verdict(self, state: SeriesState, now: float, threshold: float) -> Verdict | None:
         value = self.value(state, now)
