@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Protocol
 
 import httpx
@@ -46,11 +46,24 @@ class ChannelConfig(ConfigStruct, frozen=True, kw_only=True):
 
 @dataclass(slots=True)
 class SendContext:
-    """Long-lived clients that channels share inside one notifier process."""
+    """Long-lived clients that channels share inside one notifier process.
+
+    ``shards``: extra HTTP clients to spread requests over. One httpx client gets
+    slower as its pool grows (it rescans connections per request), so many small
+    clients deliver several times faster than one big one.
+    """
 
     http: httpx.AsyncClient
     redis: Redis | None = None
     names: StreamNames | None = None
+    shards: list[httpx.AsyncClient] = field(default_factory=list)
+    _turn: int = 0
+
+    def client(self) -> httpx.AsyncClient:
+        if not self.shards:
+            return self.http
+        self._turn = (self._turn + 1) % len(self.shards)
+        return self.shards[self._turn]
 
 
 class Channel(Protocol):
@@ -82,7 +95,7 @@ async def request(ctx: SendContext, method: str, url: str, timeout: float, **kwa
     token in the path (Telegram, Slack and Discord webhooks).
     """
     try:
-        response = await ctx.http.request(method, url, timeout=timeout, **kwargs)
+        response = await ctx.client().request(method, url, timeout=timeout, **kwargs)
     except httpx.TimeoutException as exc:
         raise ChannelError(f"timeout: {type(exc).__name__}", permanent=False) from exc
     except httpx.HTTPError as exc:

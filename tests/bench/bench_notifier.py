@@ -1,0 +1,149 @@
+"""Alert events -> webhook deliveries per second from one notifier process.
+
+The receiver is a minimal ASGI app under uvicorn in its own process (so it does
+not compete with the notifier for this process's core); it counts what it gets.
+The notifier side is the real path: stream batch -> routing -> idempotency
+claims -> deliver() -> records and XACK in one transaction.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import msgspec
+from redis.asyncio import Redis
+
+from schemas import AlertEvent
+from services.notifier.channels import SendContext
+from services.notifier.channels.webhook import WebhookConfig
+from services.notifier.service import GROUP, Notifier
+from shared.config import Config, Route
+from shared.consumer import BatchProcessor
+from shared.streams import StreamNames, encode, ensure_group
+from tests.bench.framework import BenchEnv, Row, median_of
+from tests.support.wait import wait_until
+
+BATCH = 500
+SHARDS, PER_SHARD = 10, 5
+
+
+def _receiver(port: int) -> None:
+    import uvicorn
+
+    count = 0
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal count
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+        if scope["method"] == "POST":
+            count += 1
+            body = b""
+        else:
+            body = str(count).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def run(env: BenchEnv) -> list[Row]:
+    total = env.size(10_000, 1_000)
+    port = _free_port()
+    receiver = multiprocessing.get_context("spawn").Process(target=_receiver, args=(port,))
+    receiver.start()
+    url = f"http://127.0.0.1:{port}"
+    redis = Redis.from_url(env.redis_url)
+    limits = httpx.Limits(max_connections=PER_SHARD, max_keepalive_connections=PER_SHARD)
+    shards = [httpx.AsyncClient(limits=limits) for _ in range(SHARDS)]
+    try:
+        async with httpx.AsyncClient() as http:
+
+            async def up() -> bool:
+                try:
+                    return (await http.get(url)).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_until(up, timeout=20, what="the receiver")
+            config = Config(
+                channels=[WebhookConfig(name="hook", url=url + "/in")],
+                routes=[Route(channels=["hook"])],
+            )
+
+            async def once() -> float:
+                names = StreamNames(f"bench{uuid.uuid4().hex[:8]}")
+                ctx = SendContext(http, redis, names, shards)
+                notifier = Notifier(config, redis, names, ctx)
+                process = BatchProcessor(redis, names, notifier.consumer(), 5)
+                await ensure_group(redis, names.alerts, GROUP)
+                template = AlertEvent(
+                    fingerprint="fp",
+                    rule="down",
+                    tenant="acme",
+                    service="shop",
+                    severity="critical",
+                    state="firing",
+                    title="shop is down",
+                    started_at=datetime.now(UTC),
+                )
+                for start in range(0, total, BATCH):
+                    pipe = redis.pipeline(transaction=False)
+                    for i in range(start, min(total, start + BATCH)):
+                        alert = msgspec.structs.replace(template, event_id=f"e{i}")
+                        pipe.xadd(names.alerts, encode(alert))
+                    await pipe.execute()
+                before = int((await http.get(url)).text)
+                started, done = time.perf_counter(), 0
+                while done < total:
+                    [[_, entries]] = await redis.xreadgroup(
+                        GROUP, "c", {names.alerts: ">"}, count=BATCH
+                    )
+                    await process([i for i, _ in entries], [f for _, f in entries])
+                    done += len(entries)
+                elapsed = time.perf_counter() - started
+                received = int((await http.get(url)).text) - before
+                assert received == total, f"receiver got {received} of {total}"
+                assert await redis.xlen(names.deliveries) == total  # no retries
+                await redis.delete(names.alerts, names.deliveries)
+                return total / elapsed
+
+            value = await median_of(1 if env.quick else 3, once)
+    finally:
+        for shard in shards:
+            await shard.aclose()
+        await redis.aclose()
+        receiver.terminate()
+        receiver.join(10)
+    return [
+        Row(
+            "alert events -> webhook deliveries (1 notifier process)",
+            value,
+            "deliveries/s",
+            goal=5_000,
+            note=f"{total:,} events, batches of {BATCH}, {SHARDS} httpx clients x {PER_SHARD} "
+            "connections, receiver in its own process",
+        )
+    ]
