@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import aiohttp
 import httpx
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
@@ -53,7 +54,9 @@ async def run(
             await evaluator.load()
             consumers.append(evaluator.consumer())
         if "notifier" in roles:
-            notifier = Notifier(config, redis, names, SendContext(http, redis, names))
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+            closers.append(session.close)
+            notifier = Notifier(config, redis, names, SendContext(session, redis, names))
             redact.install(notifier.secrets())
             consumers.append(notifier.consumer())
             if notifier.groups_in_use:

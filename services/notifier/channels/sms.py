@@ -39,6 +39,6 @@ class SmsChannel:
             "POST",
             url,
             config.timeout,
-            data=sms_form(note, config),
+            form=sms_form(note, config),
             auth=(config.account_sid, config.auth_token),
         )
