@@ -289,3 +289,17 @@ async def test_two_hundred_failing_checks_make_one_message(
         titles = [msgspec.json.decode(r.body, type=AlertEvent).title for r in stub.posts()[2:]]
     assert titles[0] == "197 firing, 3 resolved: tenant=acme"
     assert titles[1:] == ["1 firing: tenant=globex", "197 firing: tenant=acme"]
+
+
+async def test_the_same_event_twice_in_one_batch_is_sent_once(
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+) -> None:
+    with HttpStub() as stub:
+        config = Config(
+            channels=[WebhookConfig(name="ops", url=stub.url)], routes=[Route(channels=["ops"])]
+        )
+        await run_batch(
+            redis, names, Notifier(config, redis, names, SendContext(http)), FIRING, FIRING
+        )
+    assert len(stub.posts()) == 1
+    assert (await redis.xpending(names.alerts, GROUP))["pending"] == 0

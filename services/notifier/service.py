@@ -105,6 +105,11 @@ class Notifier:
     async def send(self, jobs: list[Job], pipe: Pipeline) -> None:
         """Deliver each (entry, alert, channel, templates) at most once; queue the records
         and dead letters on ``pipe``."""
+        # The same event twice in one batch (a producer's retry) is one delivery per channel.
+        unique: dict[tuple[str, str], Job] = {}
+        for job in jobs:
+            unique.setdefault((job[1].event_id, job[2]), job)
+        jobs = list(unique.values())
         claims = self.redis.pipeline(transaction=False)
         for _, alert, name, _t in jobs:
             claims.set(self._sent_key(alert, name), "sending", nx=True, ex=SENDING_TTL_S, get=True)
