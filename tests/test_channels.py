@@ -353,3 +353,11 @@ def test_cli_lists_every_channel_type() -> None:
     assert [line.split()[0] for line in lines] == sorted(CHANNELS)
     assert all(len(line.split(maxsplit=1)) == 2 for line in lines)
     assert len(CHANNELS) == 12
+
+
+def test_targets_name_the_destination_without_secrets() -> None:
+    assert SlackConfig(name="s", url="https://hooks.example/T/B/sekrit").target() == "hooks.example"
+    hook = WebhookConfig(name="w", url="https://user:pw@api.example:8443/in?k=sekrit")
+    assert hook.target() == "api.example:8443"
+    assert TelegramConfig(name="t", bot_token="1:sekrit", chat_id="-42").target() == "chat -42"
+    assert NtfyConfig(name="n", topic="sekrit-topic").target() == "ntfy.sh"

@@ -99,6 +99,8 @@ async def test_webhook_receives_the_alert_event_as_json(
     assert "FIRING   [critical] acme/shop: shop is down" in capsys.readouterr().out
     outcomes = {(r.channel, r.outcome, r.status_code) for r in await records(redis, names)}
     assert outcomes == {("ops", "delivered", 204), ("console", "delivered", None)}
+    targets = {r.channel: r.target for r in await records(redis, names)}
+    assert targets == {"ops": stub.url.removeprefix("http://"), "console": ""}
 
 
 async def test_retryable_failures_are_retried_then_delivered(

@@ -49,6 +49,7 @@ def _record(
         tenant=alert.tenant,
         channel=config.name,
         channel_type=config.kind,
+        target=config.target(),
         attempt=attempt,
         outcome=outcome,  # type: ignore[arg-type]
         at=datetime.now(UTC),

@@ -153,6 +153,7 @@ class Notifier:
             tenant=alert.tenant,
             channel=name,
             channel_type=self.config.channel(name).kind,
+            target=self.config.channel(name).target(),
             attempt=1,
             outcome="skipped",
             error="already delivered",

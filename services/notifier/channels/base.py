@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -41,6 +42,10 @@ class ChannelConfig(ConfigStruct, frozen=True, kw_only=True):
         """The channel type: the ``type`` tag this channel was written with."""
         return str(self.__struct_config__.tag)
 
+    def target(self) -> str:
+        """Where this destination sends, safe to record (no secret); override per type."""
+        return ""
+
     def secrets(self) -> list[str]:
         """The secret values of this destination (non-empty ones)."""
         return [v for f in self.secret_fields if (v := getattr(self, f, None))]
@@ -70,6 +75,16 @@ class Channel(Protocol):
     description: ClassVar[str]
 
     async def send(self, note: Notification, config: Any, ctx: SendContext) -> int | None: ...
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of a URL, without credentials, path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        return f"{host}:{parts.port}" if parts.port else host
+    except ValueError:  # a malformed port: the host alone says enough
+        return host
 
 
 def classify(code: int) -> int:
