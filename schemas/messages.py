@@ -123,6 +123,7 @@ class DeliveryRecord(Message, frozen=True, kw_only=True):
     tenant: str
     channel: Name
     channel_type: Name
+    target: str = ""  # where it went, without secrets: a host, an address, a chat id
     attempt: Annotated[int, msgspec.Meta(ge=1)]
     outcome: DeliveryOutcome
     status_code: int | None = None

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import httpx
+import aiohttp
 import psycopg
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
@@ -53,67 +53,68 @@ async def run(
     consumers: list[Consumer[Any]] = []
     loops: list[Callable[[], Awaitable[None]]] = []
     closers: list[Callable[[], Awaitable[None]]] = []
-    async with httpx.AsyncClient(follow_redirects=True) as http:
-        if "evaluator" in roles:
-            evaluator = Evaluator(
-                config,
-                redis,
-                names,
-                partition=settings.evaluator_partition,
-                partitions=settings.evaluator_partitions,
-            )
-            await evaluator.load()
-            consumers += evaluator.consumers()
-            loops.append(evaluator.tick_forever)
-        if "notifier" in roles:
-            notifier = Notifier(config, redis, names, SendContext(http, redis, names))
-            redact.install(notifier.secrets())
-            consumers.append(notifier.consumer())
-            if notifier.groups_in_use:
-                loops.append(notifier.flush_forever)
-            if (intake := config.intake) is not None:
-                redact.install(s for p in intake.producers for s in p.secrets())
-                loops.append(lambda: serve_intake(intake, redis, names))
-        if "archiver" in roles:
-            archiver = Archiver(
-                settings.database_url,
-                names,
-                config.archive,
-                settings.retention_days,
-                redis=redis,
-                consumer_name=settings.consumer_name,
-                reclaim_idle_ms=settings.reclaim_idle_ms,
-            )
-            consumers += archiver.consumers()
-            loops.append(archiver.housekeep_forever)
-            closers.append(archiver.close)
-        if "probe" in roles:
-            # The user agent names the worker, so a target can tell which one called.
-            agent = HttpClients(user_agent=f"vigil-probe ({settings.consumer_name})")
-            probe_ctx = ProbeContext(redis, names, agent)
-            ping = ("0.0.0.0", settings.ping_port) if settings.ping_port is not None else None
-            probe = Probe(config, redis, names, probe_ctx, ping, settings.probe_tiers)
-            loops.append(probe.run)
-            closers.append(probe_ctx.aclose)
-        for consumer in consumers:
-            await ensure_group(redis, consumer.stream, consumer.group)
-            attach(broker, redis, settings, names, consumer)
+    if "evaluator" in roles:
+        evaluator = Evaluator(
+            config,
+            redis,
+            names,
+            partition=settings.evaluator_partition,
+            partitions=settings.evaluator_partitions,
+        )
+        await evaluator.load()
+        consumers += evaluator.consumers()
+        loops.append(evaluator.tick_forever)
+    if "notifier" in roles:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+        closers.append(session.close)
+        notifier = Notifier(config, redis, names, SendContext(session, redis, names))
+        redact.install(notifier.secrets())
+        consumers.append(notifier.consumer())
+        if notifier.groups_in_use:
+            loops.append(notifier.flush_forever)
+        if (intake := config.intake) is not None:
+            redact.install(s for p in intake.producers for s in p.secrets())
+            loops.append(lambda: serve_intake(intake, redis, names))
+    if "archiver" in roles:
+        archiver = Archiver(
+            settings.database_url,
+            names,
+            config.archive,
+            settings.retention_days,
+            redis=redis,
+            consumer_name=settings.consumer_name,
+            reclaim_idle_ms=settings.reclaim_idle_ms,
+        )
+        consumers += archiver.consumers()
+        loops.append(archiver.housekeep_forever)
+        closers.append(archiver.close)
+    if "probe" in roles:
+        # The user agent names the worker, so a target can tell which one called.
+        agent = HttpClients(user_agent=f"vigil-probe ({settings.consumer_name})")
+        probe_ctx = ProbeContext(redis, names, agent)
+        ping = ("0.0.0.0", settings.ping_port) if settings.ping_port is not None else None
+        probe = Probe(config, redis, names, probe_ctx, ping, settings.probe_tiers)
+        loops.append(probe.run)
+        closers.append(probe_ctx.aclose)
+    for consumer in consumers:
+        await ensure_group(redis, consumer.stream, consumer.group)
+        attach(broker, redis, settings, names, consumer)
+    if consumers:
+        loops.append(lambda: sample_lag(settings.redis_url, consumers))
+    if settings.ops_port is not None:
+        checks = readiness_checks(redis, broker, settings if "archiver" in roles else None)
+        ops = OpsServer(checks, settings.ops_host, settings.ops_port)
+        loops.append(ops.serve)
+    log.info("running %s", ", ".join(sorted(roles)))
+    try:
         if consumers:
-            loops.append(lambda: sample_lag(settings.redis_url, consumers))
-        if settings.ops_port is not None:
-            checks = readiness_checks(redis, broker, settings if "archiver" in roles else None)
-            ops = OpsServer(checks, settings.ops_host, settings.ops_port)
-            loops.append(ops.serve)
-        log.info("running %s", ", ".join(sorted(roles)))
-        try:
-            if consumers:
-                await broker.start()
-            await _until_stopped(stop, loops)
-        finally:
-            await broker.stop()
-            for close in closers:
-                await close()
-            await redis.aclose()
+            await broker.start()
+        await _until_stopped(stop, loops)
+    finally:
+        await broker.stop()
+        for close in closers:
+            await close()
+        await redis.aclose()
 
 
 def readiness_checks(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
+import aiohttp
 import msgspec
 import pytest
 import pytest_asyncio
@@ -69,8 +69,8 @@ R_TITLE = "[RESOLVED] acme/shop: shop is down"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
         yield client
 
 
@@ -102,7 +102,7 @@ def test_templates_are_overridable_and_html_is_escaped() -> None:
         Templates(title="{{ oops")
 
 
-async def test_slack_firing_and_resolved(http: httpx.AsyncClient) -> None:
+async def test_slack_firing_and_resolved(http: aiohttp.ClientSession) -> None:
     with HttpStub() as stub:
         config = SlackConfig(name="s", url=stub.url + "/hook/T0/B0/secret", channel="#ops")
         await send(config, SendContext(http))
@@ -128,7 +128,7 @@ async def test_slack_firing_and_resolved(http: httpx.AsyncClient) -> None:
     assert resolved["text"] == R_TITLE
 
 
-async def test_webhook_signature_and_alertmanager_body(http: httpx.AsyncClient) -> None:
+async def test_webhook_signature_and_alertmanager_body(http: aiohttp.ClientSession) -> None:
     with HttpStub() as stub:
         plain = WebhookConfig(name="w", url=stub.url + "/plain", secret="s3cr3t-key")
         am = WebhookConfig(name="am", url=stub.url + "/am", format="alertmanager")
@@ -172,7 +172,9 @@ async def test_webhook_signature_and_alertmanager_body(http: httpx.AsyncClient) 
     }
 
 
-async def test_pagerduty_trigger_then_resolve_with_one_dedup_key(http: httpx.AsyncClient) -> None:
+async def test_pagerduty_trigger_then_resolve_with_one_dedup_key(
+    http: aiohttp.ClientSession,
+) -> None:
     with HttpStub(status=202) as stub:
         config = PagerDutyConfig(name="pd", routing_key="R0UTINGKEY", base_url=stub.url)
         await send(config, SendContext(http))
@@ -210,7 +212,7 @@ async def test_pagerduty_trigger_then_resolve_with_one_dedup_key(http: httpx.Asy
     }
 
 
-async def test_opsgenie_create_then_close_by_alias(http: httpx.AsyncClient) -> None:
+async def test_opsgenie_create_then_close_by_alias(http: aiohttp.ClientSession) -> None:
     with HttpStub(status=202) as stub:
         config = OpsgenieConfig(name="og", api_key="genie-key-1", base_url=stub.url, tags=["t"])
         await send(config, SendContext(http))
@@ -237,7 +239,7 @@ async def test_opsgenie_create_then_close_by_alias(http: httpx.AsyncClient) -> N
     assert body(close) == {"source": "vigil", "note": R_TITLE}
 
 
-async def test_teams_adaptive_card(http: httpx.AsyncClient) -> None:
+async def test_teams_adaptive_card(http: aiohttp.ClientSession) -> None:
     with HttpStub(status=202) as stub:
         await send(TeamsConfig(name="t", url=stub.url + "/wf"), SendContext(http))
     [request] = stub.posts("/wf")
@@ -262,7 +264,7 @@ async def test_teams_adaptive_card(http: httpx.AsyncClient) -> None:
     ]
 
 
-async def test_discord_embed(http: httpx.AsyncClient) -> None:
+async def test_discord_embed(http: aiohttp.ClientSession) -> None:
     with HttpStub(status=204) as stub:
         await send(DiscordConfig(name="d", url=stub.url + "/api/webhooks/1/tok"), SendContext(http))
     [request] = stub.posts("/api/webhooks/1/tok")
@@ -280,7 +282,7 @@ async def test_discord_embed(http: httpx.AsyncClient) -> None:
     }
 
 
-async def test_telegram_send_message(http: httpx.AsyncClient) -> None:
+async def test_telegram_send_message(http: aiohttp.ClientSession) -> None:
     with HttpStub() as stub:
         config = TelegramConfig(name="tg", bot_token="123:ABC", chat_id="-42", base_url=stub.url)
         await send(config, SendContext(http), msgspec.structs.replace(FIRING, title="a<b"))
@@ -293,7 +295,7 @@ async def test_telegram_send_message(http: httpx.AsyncClient) -> None:
     }
 
 
-async def test_sms_twilio_form_with_basic_auth(http: httpx.AsyncClient) -> None:
+async def test_sms_twilio_form_with_basic_auth(http: aiohttp.ClientSession) -> None:
     with HttpStub(status=201) as stub:
         config = SmsConfig(
             name="sms",
@@ -313,7 +315,7 @@ async def test_sms_twilio_form_with_basic_auth(http: httpx.AsyncClient) -> None:
     }
 
 
-async def test_ntfy_topic_post(http: httpx.AsyncClient) -> None:
+async def test_ntfy_topic_post(http: aiohttp.ClientSession) -> None:
     with HttpStub() as stub:
         config = NtfyConfig(name="n", topic="ops", base_url=stub.url, token="tk_ntfy")
         await send(config, SendContext(http))
@@ -331,7 +333,7 @@ async def test_ntfy_topic_post(http: httpx.AsyncClient) -> None:
 
 
 async def test_inapp_notifications_are_stored_per_tenant(
-    http: httpx.AsyncClient, redis: Redis, names: StreamNames
+    http: aiohttp.ClientSession, redis: Redis, names: StreamNames
 ) -> None:
     ctx = SendContext(http, redis, names)
     await send(InAppConfig(name="app", max_items=5), ctx)
@@ -351,3 +353,11 @@ def test_cli_lists_every_channel_type() -> None:
     assert [line.split()[0] for line in lines] == sorted(CHANNELS)
     assert all(len(line.split(maxsplit=1)) == 2 for line in lines)
     assert len(CHANNELS) == 12
+
+
+def test_targets_name_the_destination_without_secrets() -> None:
+    assert SlackConfig(name="s", url="https://hooks.example/T/B/sekrit").target() == "hooks.example"
+    hook = WebhookConfig(name="w", url="https://user:pw@api.example:8443/in?k=sekrit")
+    assert hook.target() == "api.example:8443"
+    assert TelegramConfig(name="t", bot_token="1:sekrit", chat_id="-42").target() == "chat -42"
+    assert NtfyConfig(name="n", topic="sekrit-topic").target() == "ntfy.sh"

@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import msgspec
 import pytest
 import pytest_asyncio
@@ -100,13 +100,13 @@ STATUS_TABLE = [
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
         yield client
 
 
 @pytest.mark.parametrize("code, expect", STATUS_TABLE)
-async def test_status_code_table(http: httpx.AsyncClient, code: int, expect: str) -> None:
+async def test_status_code_table(http: aiohttp.ClientSession, code: int, expect: str) -> None:
     wanted = {
         "delivered": [("delivered", code)],
         "permanent": [("failed", code)],
@@ -120,7 +120,7 @@ async def test_status_code_table(http: httpx.AsyncClient, code: int, expect: str
 
 
 async def test_no_secret_in_logs_records_errors_or_dead_letters(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     redis: Redis,
     names: StreamNames,
     caplog: pytest.LogCaptureFixture,
@@ -142,6 +142,8 @@ async def test_no_secret_in_logs_records_errors_or_dead_letters(
             pipe = redis.pipeline()
             await notifier.handle([(i, FIRING) for i, _ in entries], pipe)
             await pipe.execute()
+            # A library logging a URL that carries a token (as httpx does) is masked.
+            logging.getLogger("some.library").info("POST %s", failing[1].url)
         finally:
             redact.uninstall(redactor)
     assert len(stub.requests) == 2 * len(failing)
@@ -149,7 +151,7 @@ async def test_no_secret_in_logs_records_errors_or_dead_letters(
     for stream in (names.deliveries, names.deadletter):
         stored += b"".join(b"".join(f.values()) for _, f in await redis.xrange(stream))
     assert stored.count(b"failed after 2 attempt(s)") == len(channels)
-    assert "***" in caplog.text  # httpx logged URLs holding secrets, masked
+    assert "***" in caplog.text
     for secret in SECRETS:
         assert secret not in caplog.text
         assert secret.encode() not in stored
@@ -219,7 +221,7 @@ def mail_config(port: int, ca_file: str, password: str = "SECRET-smtp") -> Email
 
 
 async def test_email_over_starttls_with_auth(
-    http: httpx.AsyncClient, smtp: tuple[Recorder, int, str]
+    http: aiohttp.ClientSession, smtp: tuple[Recorder, int, str]
 ) -> None:
     recorder, port, ca_file = smtp
     [record] = await deliver(FIRING, mail_config(port, ca_file), SendContext(http))
@@ -240,7 +242,7 @@ async def test_email_over_starttls_with_auth(
 
 
 async def test_email_bad_password_is_permanent_and_not_leaked(
-    http: httpx.AsyncClient, smtp: tuple[Recorder, int, str]
+    http: aiohttp.ClientSession, smtp: tuple[Recorder, int, str]
 ) -> None:
     recorder, port, ca_file = smtp
     records = await deliver(FIRING, mail_config(port, ca_file, "SECRET-wrong"), SendContext(http))

@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
+import aiohttp
 import msgspec
 import pytest
 import pytest_asyncio
@@ -34,8 +34,8 @@ FAST = {"backoff": Seconds(0.001)}
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
         yield client
 
 
@@ -101,7 +101,7 @@ def test_route_config_keeps_old_keys_and_reports_bad_matchers() -> None:
 
 
 async def test_route_templates_reach_the_channel(
-    redis: Redis, names: StreamNames, http: httpx.AsyncClient
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
 ) -> None:
     from services.notifier.channels.slack import SlackConfig
 
@@ -116,7 +116,7 @@ async def test_route_templates_reach_the_channel(
 
 
 async def test_rate_limit_queues_instead_of_dropping(
-    redis: Redis, names: StreamNames, http: httpx.AsyncClient
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
 ) -> None:
     limited = WebhookConfig(name="pd", url="", rate_limit=RateLimit(count=2, per=Seconds(0.5)))
     alerts = [msgspec.structs.replace(FIRING, event_id=f"e{i}") for i in range(6)]
@@ -134,7 +134,7 @@ async def test_rate_limit_queues_instead_of_dropping(
 
 
 async def test_crash_after_send_then_reclaim_sends_no_duplicate(
-    redis: Redis, names: StreamNames, http: httpx.AsyncClient
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
 ) -> None:
     with HttpStub() as stub:
         config = Config(
@@ -163,7 +163,7 @@ async def test_crash_after_send_then_reclaim_sends_no_duplicate(
 
 
 async def test_dead_alerts_are_listed_and_redriven_to_the_failed_channel_only(
-    redis: Redis, names: StreamNames, http: httpx.AsyncClient
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
 ) -> None:
     with HttpStub() as good, HttpStub(status=500) as bad:
         config = Config(
@@ -245,7 +245,7 @@ def test_test_notify_sends_through_the_real_path(
 
 
 async def test_two_hundred_failing_checks_make_one_message(
-    redis: Redis, names: StreamNames, http: httpx.AsyncClient
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
 ) -> None:
     route = Route(
         channels=["ops"],
@@ -289,3 +289,17 @@ async def test_two_hundred_failing_checks_make_one_message(
         titles = [msgspec.json.decode(r.body, type=AlertEvent).title for r in stub.posts()[2:]]
     assert titles[0] == "197 firing, 3 resolved: tenant=acme"
     assert titles[1:] == ["1 firing: tenant=globex", "197 firing: tenant=acme"]
+
+
+async def test_the_same_event_twice_in_one_batch_is_sent_once(
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+) -> None:
+    with HttpStub() as stub:
+        config = Config(
+            channels=[WebhookConfig(name="ops", url=stub.url)], routes=[Route(channels=["ops"])]
+        )
+        await run_batch(
+            redis, names, Notifier(config, redis, names, SendContext(http)), FIRING, FIRING
+        )
+    assert len(stub.posts()) == 1
+    assert (await redis.xpending(names.alerts, GROUP))["pending"] == 0

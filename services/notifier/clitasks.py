@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
+import aiohttp
 from redis.asyncio import Redis
 
 from schemas import AlertEvent, DeliveryRecord, new_event_id
@@ -44,7 +44,7 @@ async def send_test(channel: str, settings: Settings | None = None) -> list[Deli
     names = StreamNames(settings.stream_prefix)
     redis = Redis.from_url(settings.redis_url)
     try:
-        async with httpx.AsyncClient() as http:
+        async with aiohttp.ClientSession() as http:
             ctx = SendContext(http, redis, names)
             records = await deliver(
                 test_alert(datetime.now(UTC)), config.channel(channel), ctx, test=True

@@ -49,6 +49,7 @@ def _record(
         tenant=alert.tenant,
         channel=config.name,
         channel_type=config.kind,
+        target=config.target(),
         attempt=attempt,
         outcome=outcome,  # type: ignore[arg-type]
         at=datetime.now(UTC),
@@ -63,6 +64,7 @@ async def deliver(
     templates: Templates | None = None,
     limiters: Limiters | None = None,
     test: bool = False,
+    gate: asyncio.Semaphore | None = None,
 ) -> list[DeliveryRecord]:
     """Try until delivered, a permanent error, or ``max_attempts``; one record per attempt."""
     channel = CHANNELS[config.kind]
@@ -78,7 +80,12 @@ async def deliver(
         code: int | None = None
         error: ChannelError | None = None
         try:
-            code = await channel.send(note, config, ctx)
+            if gate is None:
+                code = await channel.send(note, config, ctx)
+            else:
+                async with gate:  # waiting here does not count against the timeout
+                    started = time.perf_counter()
+                    code = await channel.send(note, config, ctx)
         except ChannelError as exc:
             error = exc
         except Exception as exc:  # a channel bug must not stop the others

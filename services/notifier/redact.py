@@ -1,8 +1,9 @@
 """Keep channel secrets out of log lines.
 
 Some APIs carry their credential in the URL (Slack, Discord and Teams webhooks,
-Telegram's bot token) and httpx logs every request's URL, so the notifier puts
-this filter on the handlers of the root logger (and on httpx's own loggers).
+Telegram's bot token) and HTTP libraries may log request URLs (httpx does at
+INFO), so the notifier puts this filter on the handlers of the root logger and
+on the HTTP libraries' own loggers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 from collections.abc import Iterable
 
 MASK = "***"
-_LOGGERS = ("httpx", "httpcore")
+_LOGGERS = ("httpx", "httpcore", "aiohttp.client")
 
 
 class RedactSecrets(logging.Filter):

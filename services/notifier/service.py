@@ -32,6 +32,7 @@ GROUP = "notifier"
 SENT_TTL_S = 7 * 24 * 3600
 SENDING_TTL_S = 3600
 GROUP_TICK_S = 0.25
+MAX_IN_FLIGHT = 64
 Job = tuple[bytes, AlertEvent, str, Templates | None]  # entry, alert, channel, templates
 
 
@@ -40,6 +41,9 @@ class Notifier:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
         self.limiters = Limiters()
         self.groups = Groups(redis, names)
+        # Sends in flight at once: more would only queue inside the HTTP pools,
+        # where the wait eats into each request's timeout.
+        self.gate = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     def secrets(self) -> list[str]:
         """Every channel secret in the configuration (for log redaction)."""
@@ -104,6 +108,11 @@ class Notifier:
     async def send(self, jobs: list[Job], pipe: Pipeline) -> None:
         """Deliver each (entry, alert, channel, templates) at most once; queue the records
         and dead letters on ``pipe``."""
+        # The same event twice in one batch (a producer's retry) is one delivery per channel.
+        unique: dict[tuple[str, str], Job] = {}
+        for job in jobs:
+            unique.setdefault((job[1].event_id, job[2]), job)
+        jobs = list(unique.values())
         claims = self.redis.pipeline(transaction=False)
         for _, alert, name, _t in jobs:
             claims.set(self._sent_key(alert, name), "sending", nx=True, ex=SENDING_TTL_S, get=True)
@@ -114,7 +123,14 @@ class Notifier:
                 pipe.xadd(self.names.deliveries, encode(self._skipped(alert, name)))
         results = await asyncio.gather(
             *(
-                deliver(alert, self.config.channel(name), self.ctx, templates, self.limiters)
+                deliver(
+                    alert,
+                    self.config.channel(name),
+                    self.ctx,
+                    templates,
+                    self.limiters,
+                    gate=self.gate,
+                )
                 for _, alert, name, templates in todo
             )
         )
@@ -140,6 +156,7 @@ class Notifier:
             tenant=alert.tenant,
             channel=name,
             channel_type=self.config.channel(name).kind,
+            target=self.config.channel(name).target(),
             attempt=1,
             outcome="skipped",
             error="already delivered",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from services.notifier.channels.base import ChannelConfig, SendContext, post_json
+from services.notifier.channels.base import ChannelConfig, SendContext, host_of, post_json
 from services.notifier.templates import Notification
 
 
@@ -13,6 +13,9 @@ class DiscordConfig(ChannelConfig, frozen=True, kw_only=True, tag="discord", tag
 
     url: str  # the webhook URL carries its token
     username: str = "Vigil"
+
+    def target(self) -> str:
+        return host_of(self.url)
 
 
 def discord_payload(note: Notification, config: DiscordConfig) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, ClassVar
 
 import msgspec
+from redis.exceptions import RedisError
 
 from services.notifier.channels.base import ChannelConfig, SendContext
 from services.notifier.templates import Notification
@@ -44,5 +45,5 @@ class InAppChannel:
                 maxlen=config.max_items,
                 approximate=True,
             )
-        except OSError as exc:
+        except (RedisError, OSError) as exc:
             raise ChannelError(f"redis: {type(exc).__name__}", permanent=False) from exc

@@ -27,6 +27,9 @@ class EmailConfig(ChannelConfig, frozen=True, kw_only=True, tag="email", tag_fie
     to: list[str]
     ca_file: str | None = None  # extra CA bundle to trust (a private relay)
 
+    def target(self) -> str:
+        return ", ".join(self.to)
+
 
 def email_message(note: Notification, config: EmailConfig) -> EmailMessage:
     alert = note.alert

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from services.notifier.channels.base import ChannelConfig, SendContext, request
+from services.notifier.channels.base import ChannelConfig, SendContext, host_of, request
 from services.notifier.templates import Notification
 
 _PRIORITY = {"critical": "5", "warning": "4", "info": "3"}
@@ -16,6 +16,9 @@ class NtfyConfig(ChannelConfig, frozen=True, kw_only=True, tag="ntfy", tag_field
     topic: str
     base_url: str = "https://ntfy.sh"
     token: str | None = None
+
+    def target(self) -> str:
+        return host_of(self.base_url)  # on a public server the topic name is the secret
 
 
 def ntfy_headers(note: Notification, config: NtfyConfig) -> dict[str, str]:

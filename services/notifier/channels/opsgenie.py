@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from services.notifier.channels.base import ChannelConfig, SendContext, post_json
+from services.notifier.channels.base import ChannelConfig, SendContext, host_of, post_json
 from services.notifier.templates import Notification
 
 _PRIORITY = {"critical": "P1", "warning": "P3", "info": "P5"}
@@ -18,6 +18,9 @@ class OpsgenieConfig(ChannelConfig, frozen=True, kw_only=True, tag="opsgenie", t
     base_url: str = "https://api.opsgenie.com"
     responders: list[dict[str, str]] = []  # e.g. {type: team, name: ops}
     tags: list[str] = []
+
+    def target(self) -> str:
+        return host_of(self.base_url)
 
 
 def alias(note: Notification) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from services.notifier.channels.base import ChannelConfig, SendContext, post_json
+from services.notifier.channels.base import ChannelConfig, SendContext, host_of, post_json
 from services.notifier.templates import Notification
 
 
@@ -14,6 +14,9 @@ class PagerDutyConfig(ChannelConfig, frozen=True, kw_only=True, tag="pagerduty",
     routing_key: str
     base_url: str = "https://events.pagerduty.com"
     source: str = "vigil"
+
+    def target(self) -> str:
+        return host_of(self.base_url)
 
 
 def dedup_key(note: Notification) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from services.notifier.channels.base import ChannelConfig, SendContext, post_json
+from services.notifier.channels.base import ChannelConfig, SendContext, host_of, post_json
 from services.notifier.templates import Notification
 
 
@@ -14,6 +14,9 @@ class SlackConfig(ChannelConfig, frozen=True, kw_only=True, tag="slack", tag_fie
     url: str  # the incoming-webhook URL is itself the credential
     channel: str | None = None
     username: str = "Vigil"
+
+    def target(self) -> str:
+        return host_of(self.url)
 
 
 def slack_payload(note: Notification, config: SlackConfig) -> dict[str, Any]:

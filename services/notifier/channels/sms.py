@@ -21,6 +21,9 @@ class SmsConfig(ChannelConfig, frozen=True, kw_only=True, tag="sms", tag_field="
     to: str
     base_url: str = "https://api.twilio.com"
 
+    def target(self) -> str:
+        return self.to
+
 
 def sms_form(note: Notification, config: SmsConfig) -> dict[str, str]:
     return {"To": config.to, "From": config.from_, "Body": note.title[:SMS_MAX]}
@@ -39,6 +42,6 @@ class SmsChannel:
             "POST",
             url,
             config.timeout,
-            data=sms_form(note, config),
+            form=sms_form(note, config),
             auth=(config.account_sid, config.auth_token),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from services.notifier.channels.base import ChannelConfig, SendContext, post_json
+from services.notifier.channels.base import ChannelConfig, SendContext, host_of, post_json
 from services.notifier.templates import Notification
 
 # Adaptive Card text colours: the nearest named colour to each severity.
@@ -15,6 +15,9 @@ class TeamsConfig(ChannelConfig, frozen=True, kw_only=True, tag="teams", tag_fie
     secret_fields: ClassVar[tuple[str, ...]] = ("url",)
 
     url: str  # the Workflows trigger URL carries its signature
+
+    def target(self) -> str:
+        return host_of(self.url)
 
 
 def teams_payload(note: Notification) -> dict[str, Any]:

@@ -16,6 +16,9 @@ class TelegramConfig(ChannelConfig, frozen=True, kw_only=True, tag="telegram", t
     chat_id: str
     base_url: str = "https://api.telegram.org"
 
+    def target(self) -> str:
+        return f"chat {self.chat_id}"
+
 
 def telegram_payload(note: Notification, config: TelegramConfig) -> dict[str, Any]:
     text = f"<b>{escape(note.title)}</b>\n{escape(note.text)}"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import msgspec
 
 from schemas import AlertEvent
-from services.notifier.channels.base import ChannelConfig, SendContext, post_json
+from services.notifier.channels.base import ChannelConfig, SendContext, host_of, post_json
 from services.notifier.templates import Notification
 
 SIGNATURE_HEADER = "x-vigil-signature"
@@ -28,6 +28,9 @@ class WebhookConfig(ChannelConfig, frozen=True, kw_only=True, tag="webhook", tag
     headers: dict[str, str] = {}
     secret: str | None = None
     format: Literal["vigil", "alertmanager"] = "vigil"
+
+    def target(self) -> str:
+        return host_of(self.url)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
