@@ -88,3 +88,16 @@ def test_systemd_units_run_valid_commands() -> None:
             assert all(vigil_invocation_is_valid(["run", role]) for role in ROLES)
         else:
             assert vigil_invocation_is_valid(args), unit.name
+
+
+def test_every_setting_deploy_names_is_one_vigil_reads() -> None:
+    # Settings reads the process's settings; `vigil demo` sets the demo config's variables.
+    sources = [DEPLOY.parent / "shared" / name for name in ("settings.py", "demo.py")]
+    read = {n for p in sources for n in re.findall(r'"(VIGIL_[A-Z_]+)"', p.read_text())}
+    named: set[str] = set()
+    for path in DEPLOY.rglob("*"):
+        if path.is_file() and path.suffix in {"", ".yaml", ".service"}:
+            named |= set(re.findall(r"\b(VIGIL_[A-Z_]+)\b", path.read_text()))
+    assert "VIGIL_PROBE_TIERS" in named
+    unknown = {n for n in named if n not in read and n.removesuffix("_FILE") not in read}
+    assert not unknown, f"deploy/ names settings Vigil does not read: {sorted(unknown)}"
