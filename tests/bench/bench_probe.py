@@ -84,6 +84,7 @@ async def _measure(
         "VIGIL_CONFIG": str(config),
         "VIGIL_REDIS_URL": env.redis_url,
         "VIGIL_STREAM_PREFIX": names.prefix,
+        "VIGIL_OPS_PORT": "0",  # several processes on one host
     }
     redis = Redis.from_url(env.redis_url)
     procs = [
