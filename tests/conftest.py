@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import hypothesis
 import psycopg
 import pytest
 import pytest_asyncio
@@ -25,6 +26,10 @@ from shared.settings import Settings
 from shared.streams import StreamNames
 
 TEMPLATE_DB = "vigil_template"
+
+# Shared CI machines stall now and then: a slow example is not a failing one.
+hypothesis.settings.register_profile("vigil", deadline=None)
+hypothesis.settings.load_profile("vigil")
 
 
 def _docker_available() -> bool:
