@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -217,3 +220,22 @@ async def test_alert_timeline_and_patterns_from_the_database(database_url: str) 
         ("resolved", "rule:down", NOW - 2 * H),
     ]
     assert (p.total, p.peak_hour, p.mtta_s, p.mttr_s) == (1, 9, 600.0, 3600.0)
+
+
+async def test_uptime_command_prints_uptime_and_budget(database_url: str) -> None:
+    now = datetime.now(UTC)
+    async with await AsyncConnection.connect(database_url) as conn:
+        await add_rollup(conn, "web", now - timedelta(minutes=30), 998, 2)
+    env = {"VIGIL_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    argv = [
+        sys.executable,
+        "-c",
+        "from shared.cli import main; main()",
+        "uptime",
+        "--level",
+        "check",
+    ]
+    out = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    # 99.8 % against 99.9 %: missed; 2 failures of a budget of 1: -100 % left
+    assert out.stdout.splitlines()[1].split() == ["acme/shop/web", "99.800%", "MISS", "-100.0%"]

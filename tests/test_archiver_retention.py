@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,8 +12,10 @@ import psycopg
 from redis.asyncio import Redis
 
 from schemas import CheckResult
+from services.archiver import partitions
 from services.archiver.service import Archiver
 from services.archiver.settings import ArchiveConfig
+from shared.settings import Settings
 from shared.streams import StreamNames, encode, ensure_group
 from tests.test_archiver import result
 
@@ -123,3 +128,32 @@ async def test_streams_are_trimmed_to_the_window_but_never_past_a_groups_pending
     await archiver.close()
     first = (await redis.xrange(names.results, count=1))[0][0]
     assert first == f"{base_ms + 6 * 60_000}-0".encode()
+
+
+async def test_prune_command_dry_run_shows_and_keeps_then_prunes(
+    redis: Redis, settings: Settings, names: StreamNames, database_url: str
+) -> None:
+    old = datetime.now(UTC) - timedelta(days=40)
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        await partitions.ensure(conn, "check_results", [old.date()])
+        await conn.commit()
+    await redis.xadd(names.results, encode(result(1, old)), id="1000-0")  # far past the window
+    env = {
+        "VIGIL_DATABASE_URL": database_url,
+        "VIGIL_REDIS_URL": settings.redis_url,
+        "VIGIL_STREAM_PREFIX": settings.stream_prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    vigil = [sys.executable, "-c", "from shared.cli import main; main()", "prune"]
+    name = partitions.partition_name("check_results", old.date())
+    dry = await asyncio.to_thread(
+        subprocess.run, [*vigil, "--dry-run"], capture_output=True, text=True, env=env
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert f"would: drop partition {name} (check_results, {old.date()})" in dry.stdout
+    assert f"would: trim 1 entries of {names.results} before" in dry.stdout
+    assert name in partition_days(database_url) and await redis.xlen(names.results) == 1
+    done = await asyncio.to_thread(subprocess.run, vigil, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"did: drop partition {name}" in done.stdout
+    assert name not in partition_days(database_url) and await redis.xlen(names.results) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -91,6 +91,7 @@ def suppress(
 def register(app: typer.Typer) -> None:
     app.add_typer(alerts_app, name="alerts")
     register_replay(app)
+    register_uptime(app)
 
     @app.command("migrate")
     def migrate() -> None:
@@ -177,3 +178,32 @@ def register_replay(app: typer.Typer) -> None:
             )
         )
         typer.echo(text)
+
+
+def register_uptime(app: typer.Typer) -> None:
+    @app.command("uptime")
+    def uptime_cmd(
+        window: Annotated[str, typer.Option("--window", help="24h, 7d or 30d")] = "24h",
+        level: Annotated[str, typer.Option("--level", help="check, service or tenant")] = "service",
+        tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+        target: Annotated[float, typer.Option("--target", help="SLA target, %")] = 99.9,
+    ) -> None:
+        """Uptime and error budget left, from the hourly and daily rollups."""
+        from services.archiver import queries
+        from services.archiver.patterns import sla
+
+        if window not in queries.WINDOWS or level not in ("check", "service", "tenant"):
+            raise VigilError("--window is 24h, 7d or 30d; --level is check, service or tenant")
+        span, by = queries.WINDOWS[window], cast(queries.Level, level)
+        rows = _with_conn(
+            lambda conn: queries.uptime(conn, by, span, datetime.now(UTC), tenant=tenant)
+        )
+        typer.echo(f"{'series':<40} {'uptime':>9} {'SLA':>5} {'budget left':>12}")
+        for u in rows:
+            name = "/".join(p for p in (u.tenant, u.service, u.check) if p)
+            s = sla(u.successes, u.failures, target)
+            up = "-" if s.uptime_percent is None else f"{s.uptime_percent:.3f}%"
+            left = (
+                "-" if s.budget_remaining_percent is None else f"{s.budget_remaining_percent:.1f}%"
+            )
+            typer.echo(f"{name:<40} {up:>9} {'met' if s.met else 'MISS':>5} {left:>12}")

@@ -30,6 +30,9 @@ from shared.streams import Codec, StreamNames
 log = logging.getLogger(__name__)
 GROUP = "archiver"
 RETRY_CAP_S = 5.0
+# A lock wait becomes an error (LockNotAvailable, retried like an outage) instead of
+# a writer that waits forever and holds up shutdown.
+LOCK_TIMEOUT = "-c lock_timeout=5000"
 Clock = Callable[[], datetime]
 
 
@@ -76,7 +79,9 @@ class Writer:
             try:
                 if self.conn is None or self.conn.closed:
                     self.known_days.clear()
-                    self.conn = await AsyncConnection.connect(self.database_url)
+                    self.conn = await AsyncConnection.connect(
+                        self.database_url, options=LOCK_TIMEOUT
+                    )
                 outcome = await write(
                     self.conn,
                     self.table,
@@ -171,7 +176,9 @@ class Archiver:
     async def housekeep(self, *, dry_run: bool = False) -> tuple[retention.Plan, list[trim.Trim]]:
         """One round of retention, lifecycle expiry and stream trimming."""
         now = self.clock()
-        async with await AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+        async with await AsyncConnection.connect(
+            self.database_url, autocommit=True, options=LOCK_TIMEOUT
+        ) as conn:
             todo = await retention.plan(conn, self.days, now, self.archive.partitions_ahead)
             if not dry_run:
                 await retention.apply(conn, todo, now)

@@ -1,5 +1,6 @@
-"""Batched, idempotent writes of history rows: COPY into a temporary table, then
-``INSERT … ON CONFLICT DO NOTHING`` keyed on the stream entry id.
+"""Batched, idempotent writes of history rows, keyed on the stream entry id: COPY
+straight into the table; when that hits the key (a redelivered batch), COPY into a
+temporary table and ``INSERT … ON CONFLICT DO NOTHING`` instead.
 
 Only the rows that were really new feed the derived tables (hourly rollups,
 alert lifecycle), so a redelivered batch changes nothing at all.
@@ -13,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import msgspec
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
@@ -198,6 +200,32 @@ def keep_fresh(
     return kept, days
 
 
+async def _copy(
+    conn: AsyncConnection[Any], table: Table, target: str, items: Sequence[Item]
+) -> None:
+    statement = f"COPY {target} ({', '.join(table.columns)}) FROM STDIN"
+    async with conn.cursor() as cur, cur.copy(statement) as copy:
+        for entry_id, message in items:
+            await copy.write_row(table.row(entry_id, message))
+
+
+async def _insert_new(conn: AsyncConnection[Any], table: Table, items: Sequence[Item]) -> list[Any]:
+    """COPY into a temporary table, insert what is not there yet; returns those messages."""
+    cols = ", ".join(table.columns)
+    staging = f"staging_{table.name}"
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
+        f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await _copy(conn, table, staging, items)
+    cur = await conn.execute(
+        f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {staging} "
+        f"ON CONFLICT ({', '.join(table.key)}) DO NOTHING RETURNING stream_id"
+    )
+    inserted = {row[0] for row in await cur.fetchall()}
+    return [m for sid, m in items if sid.decode() in inserted]
+
+
 async def write(
     conn: AsyncConnection[Any],
     table: Table,
@@ -212,28 +240,20 @@ async def write(
     outcome = Outcome(expired=len(items) - len(fresh))
     if not fresh:
         return outcome
-    cols = ", ".join(table.columns)
-    staging = f"staging_{table.name}"
     missing = days - known_days if known_days is not None else days
     if missing:
-        # Its own short transaction: creating a partition locks the parent table.
+        # Its own short transaction: partition DDL should not wait on the batch.
         async with conn.transaction():
             await partitions.ensure(conn, table.name, missing)
     async with conn.transaction():
-        await conn.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
-            f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
-        async with conn.cursor() as cur:
-            async with cur.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
-                for entry_id, message in fresh:
-                    await copy.write_row(table.row(entry_id, message))
-            await cur.execute(
-                f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {staging} "
-                f"ON CONFLICT ({', '.join(table.key)}) DO NOTHING RETURNING stream_id"
-            )
-            inserted = {row[0] for row in await cur.fetchall()}
-        new = [m for sid, m in fresh if sid.decode() in inserted]
+        try:
+            # Fast path: COPY straight into the table. A redelivered batch hits the
+            # unique key, the savepoint rolls the COPY back and the slow path runs.
+            async with conn.transaction():
+                await _copy(conn, table, table.name, fresh)
+            new = [m for _, m in fresh]
+        except psycopg.errors.UniqueViolation:
+            new = await _insert_new(conn, table, fresh)
         if new and table.on_new is not None:
             await table.on_new(conn, new)
     if known_days is not None:

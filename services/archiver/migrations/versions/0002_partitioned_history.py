@@ -77,10 +77,6 @@ def upgrade() -> None:
             PRIMARY KEY (tenant, service, check_name, hour)
         );
         CREATE INDEX check_rollups_hour ON check_rollups (hour);
-        -- The histogram is mostly zeros: keep it compressed inline, so that scans
-        -- that do not read it (uptime) read narrow rows.
-        ALTER TABLE check_rollups ALTER COLUMN latency_buckets SET STORAGE MAIN;
-        ALTER TABLE check_rollups SET (toast_tuple_target = 128);
 
         -- Per check and UTC day, counts only: uptime over 7 or 30 days reads
         -- whole days here and only the partial days from check_rollups.
