@@ -10,11 +10,14 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shared.errors import VigilError
+
+if TYPE_CHECKING:
+    from shared.publisher import Publisher
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -112,27 +115,64 @@ def publish_metric(
     label: Annotated[list[str], typer.Option("--label", "-l", help="KEY=VALUE")] = [],  # noqa: B006
 ) -> None:
     """Publish one metric sample (VIGIL_REDIS_URL, VIGIL_STREAM_PREFIX)."""
-    from redis.exceptions import RedisError
-
     from shared.publisher import Publisher
     from shared.settings import Settings
 
     settings = Settings.from_env()
     labels = _labels(label)
 
-    async def send() -> None:
-        publisher = Publisher.connect(settings.redis_url, settings.stream_prefix)
-        publisher.metric(tenant, service, metric, value, labels)
-        try:
-            if await publisher.flush() != 1:
-                raise VigilError(f"could not publish to {settings.redis_url}")
-        except RedisError as exc:
-            raise VigilError(f"could not publish to {settings.redis_url}: {exc}") from exc
-        finally:
-            await publisher.redis.aclose()
-
-    asyncio.run(send())
+    publisher = Publisher.connect(settings.redis_url, settings.stream_prefix)
+    publisher.metric(tenant, service, metric, value, labels)
+    asyncio.run(_flush_one(publisher, settings.redis_url))
     typer.echo(f"published {metric}={value:g} for {tenant}/{service}")
+
+
+@publish_app.command("error")
+def publish_error(
+    tenant: str,
+    service: str,
+    source: Annotated[str, typer.Argument(help="the reporting component, e.g. billing-worker")],
+    error_type: Annotated[str, typer.Argument(help="e.g. DatabaseError")],
+    message: str,
+    stack_trace: Annotated[
+        str, typer.Option("--stack-trace", help="the trace text; '-' reads it from stdin")
+    ] = "",
+    endpoint: Annotated[str, typer.Option("--endpoint")] = "",
+    affected_users: Annotated[int, typer.Option("--affected-users", min=0)] = 0,
+    count: Annotated[int, typer.Option("--count", min=1, help="occurrences it stands for")] = 1,
+) -> None:
+    """Publish one application error (VIGIL_REDIS_URL, VIGIL_STREAM_PREFIX)."""
+    from shared.publisher import Publisher
+    from shared.settings import Settings
+
+    settings = Settings.from_env()
+    trace = sys.stdin.read() if stack_trace == "-" else stack_trace
+    publisher = Publisher.connect(settings.redis_url, settings.stream_prefix)
+    publisher.error(
+        tenant,
+        service,
+        source,
+        error_type,
+        message,
+        stack_trace=trace,
+        endpoint=endpoint,
+        affected_users=affected_users,
+        error_count=count,
+    )
+    asyncio.run(_flush_one(publisher, settings.redis_url))
+    typer.echo(f"published {error_type} from {source} for {tenant}/{service}")
+
+
+async def _flush_one(publisher: Publisher, redis_url: str) -> None:
+    from redis.exceptions import RedisError
+
+    try:
+        if await publisher.flush() != 1:
+            raise VigilError(f"could not publish to {redis_url}")
+    except RedisError as exc:
+        raise VigilError(f"could not publish to {redis_url}: {exc}") from exc
+    finally:
+        await publisher.redis.aclose()
 
 
 def _register_services() -> None:
