@@ -45,6 +45,10 @@ class Notifier:
         # Sends in flight at once: more would only queue inside the HTTP pools,
         # where the wait eats into each request's timeout.
         self.gate = asyncio.Semaphore(MAX_IN_FLIGHT)
+        # Export 0 before the first failure, so a rate over the scraped counter sees it rise.
+        for channel in config.channels:
+            for outcome in ("delivered", "failed"):
+                metrics.DELIVERIES.labels(channel.name, channel.kind, outcome)
 
     def secrets(self) -> list[str]:
         """Every channel secret in the configuration (for log redaction)."""
