@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 schema_app = typer.Typer(no_args_is_help=True, help="The wire contract (schemas/).")
 app.add_typer(schema_app, name="schema")
+config_app = typer.Typer(no_args_is_help=True, help="The YAML configuration.")
+app.add_typer(config_app, name="config")
 publish_app = typer.Typer(no_args_is_help=True, help="Put events onto Vigil's streams.")
 app.add_typer(publish_app, name="publish")
 
@@ -94,6 +96,25 @@ def schema_export(
         return
     for path in export():
         typer.echo(f"wrote {path.name}")
+
+
+@config_app.command("schema")
+def config_schema(
+    check: Annotated[bool, typer.Option("--check", help="fail if the file differs")] = False,
+    stdout: Annotated[bool, typer.Option("--stdout", help="print instead of writing")] = False,
+) -> None:
+    """Write the configuration's JSON Schema to docs/config.schema.json."""
+    from shared import configschema
+
+    if stdout:
+        sys.stdout.buffer.write(configschema.rendered())
+    elif check:
+        name = configschema.SCHEMA_FILE.name
+        if configschema.drifted():
+            raise VigilError(f"{name} is out of date: run `vigil config schema`")
+        typer.echo(f"{name} is up to date")
+    else:
+        typer.echo(f"wrote {configschema.write()}")
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
