@@ -125,3 +125,15 @@ def test_the_example_config_enables_the_self_watch_pack() -> None:
     # One series per scraped process: every scrape has its own instance label.
     instances = [c.labels["instance"] for c in scrapes]  # type: ignore[union-attr]
     assert len(instances) == len(set(instances)) == 4
+
+
+def test_the_kubernetes_config_watches_the_consumer_groups(tmp_path: Path) -> None:
+    from tests.test_deploy import kubernetes_docs
+
+    [config_map] = [d for d in kubernetes_docs() if d["kind"] == "ConfigMap"]
+    path = tmp_path / "vigil.yaml"
+    path.write_text(config_map["data"]["vigil.yaml"])  # type: ignore[index]
+    config = load_config(path, {})
+    lag = {(c.stream, c.group) for c in config.checks if c.kind == "stream_lag"}  # type: ignore[union-attr]
+    assert {g for _, g in lag} == {"evaluator", "notifier", "archiver"}
+    assert "vigil_stream_backlog" in {r.name for r in config.all_rules}
