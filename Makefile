@@ -29,6 +29,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/vigil schema export --check
+	$(BIN)/vigil config schema --check
 
 # Benchmarks print figures and write docs/performance.md; BENCH_ARGS=--quick for a CI
 # smoke run (checks that they run, not their speed; writes nothing).

@@ -97,6 +97,10 @@ class AlertEvent(Message, frozen=True, kw_only=True):
     # Why notifiers must not send this event: "silence:<id>", "maintenance:<name>" or
     # "inhibited:<fingerprint>". The evaluator still emits it, so history stays complete.
     muted_by: str = ""
+    # The event_id of the message that caused this transition (a CheckResult, MetricSample
+    # or ApplicationError); empty when time alone caused it (a ``for`` timer, an absence).
+    # Deliveries carry it on, so one id finds the whole story.
+    correlation_id: str = ""
 
 
 class ApplicationError(Message, frozen=True, kw_only=True):
@@ -130,6 +134,9 @@ class DeliveryRecord(Message, frozen=True, kw_only=True):
     latency_ms: float = 0.0
     error: str = ""
     at: UtcTime
+    # The alert's correlation_id, else the alert's own event_id: never empty when set
+    # by Vigil's notifier.
+    correlation_id: str = ""
 
 
 class ExternalAlert(Message, frozen=True, kw_only=True):

@@ -10,11 +10,14 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shared.errors import VigilError
+
+if TYPE_CHECKING:
+    from shared.publisher import Publisher
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -24,6 +27,8 @@ app = typer.Typer(
 )
 schema_app = typer.Typer(no_args_is_help=True, help="The wire contract (schemas/).")
 app.add_typer(schema_app, name="schema")
+config_app = typer.Typer(no_args_is_help=True, help="The YAML configuration.")
+app.add_typer(config_app, name="config")
 publish_app = typer.Typer(no_args_is_help=True, help="Put events onto Vigil's streams.")
 app.add_typer(publish_app, name="publish")
 
@@ -93,6 +98,25 @@ def schema_export(
         typer.echo(f"wrote {path.name}")
 
 
+@config_app.command("schema")
+def config_schema(
+    check: Annotated[bool, typer.Option("--check", help="fail if the file differs")] = False,
+    stdout: Annotated[bool, typer.Option("--stdout", help="print instead of writing")] = False,
+) -> None:
+    """Write the configuration's JSON Schema to docs/config.schema.json."""
+    from shared import configschema
+
+    if stdout:
+        sys.stdout.buffer.write(configschema.rendered())
+    elif check:
+        name = configschema.SCHEMA_FILE.name
+        if configschema.drifted():
+            raise VigilError(f"{name} is out of date: run `vigil config schema`")
+        typer.echo(f"{name} is up to date")
+    else:
+        typer.echo(f"wrote {configschema.write()}")
+
+
 def _labels(pairs: list[str]) -> dict[str, str]:
     labels = {}
     for pair in pairs:
@@ -112,27 +136,64 @@ def publish_metric(
     label: Annotated[list[str], typer.Option("--label", "-l", help="KEY=VALUE")] = [],  # noqa: B006
 ) -> None:
     """Publish one metric sample (VIGIL_REDIS_URL, VIGIL_STREAM_PREFIX)."""
-    from redis.exceptions import RedisError
-
     from shared.publisher import Publisher
     from shared.settings import Settings
 
     settings = Settings.from_env()
     labels = _labels(label)
 
-    async def send() -> None:
-        publisher = Publisher.connect(settings.redis_url, settings.stream_prefix)
-        publisher.metric(tenant, service, metric, value, labels)
-        try:
-            if await publisher.flush() != 1:
-                raise VigilError(f"could not publish to {settings.redis_url}")
-        except RedisError as exc:
-            raise VigilError(f"could not publish to {settings.redis_url}: {exc}") from exc
-        finally:
-            await publisher.redis.aclose()
-
-    asyncio.run(send())
+    publisher = Publisher.connect(settings.redis_url, settings.stream_prefix)
+    publisher.metric(tenant, service, metric, value, labels)
+    asyncio.run(_flush_one(publisher, settings.redis_url))
     typer.echo(f"published {metric}={value:g} for {tenant}/{service}")
+
+
+@publish_app.command("error")
+def publish_error(
+    tenant: str,
+    service: str,
+    source: Annotated[str, typer.Argument(help="the reporting component, e.g. billing-worker")],
+    error_type: Annotated[str, typer.Argument(help="e.g. DatabaseError")],
+    message: str,
+    stack_trace: Annotated[
+        str, typer.Option("--stack-trace", help="the trace text; '-' reads it from stdin")
+    ] = "",
+    endpoint: Annotated[str, typer.Option("--endpoint")] = "",
+    affected_users: Annotated[int, typer.Option("--affected-users", min=0)] = 0,
+    count: Annotated[int, typer.Option("--count", min=1, help="occurrences it stands for")] = 1,
+) -> None:
+    """Publish one application error (VIGIL_REDIS_URL, VIGIL_STREAM_PREFIX)."""
+    from shared.publisher import Publisher
+    from shared.settings import Settings
+
+    settings = Settings.from_env()
+    trace = sys.stdin.read() if stack_trace == "-" else stack_trace
+    publisher = Publisher.connect(settings.redis_url, settings.stream_prefix)
+    publisher.error(
+        tenant,
+        service,
+        source,
+        error_type,
+        message,
+        stack_trace=trace,
+        endpoint=endpoint,
+        affected_users=affected_users,
+        error_count=count,
+    )
+    asyncio.run(_flush_one(publisher, settings.redis_url))
+    typer.echo(f"published {error_type} from {source} for {tenant}/{service}")
+
+
+async def _flush_one(publisher: Publisher, redis_url: str) -> None:
+    from redis.exceptions import RedisError
+
+    try:
+        if await publisher.flush() != 1:
+            raise VigilError(f"could not publish to {redis_url}")
+    except RedisError as exc:
+        raise VigilError(f"could not publish to {redis_url}: {exc}") from exc
+    finally:
+        await publisher.redis.aclose()
 
 
 def _register_services() -> None:

@@ -49,6 +49,9 @@ class Config(ConfigStruct, frozen=True, kw_only=True):
     checks: list[AnyCheck] = []
     rules: list[AnyRule] = []
     default_rules: bool = False  # add the shipped rule pack (docs/alert-thresholds.md)
+    # Prefix for rules' relative runbook_url (the default pack links docs/runbooks/...):
+    # e.g. the address where your team browses this repository's docs.
+    runbook_base_url: str = ""
     threshold_overrides: dict[str, dict[str, float]] = {}  # tenant -> rule -> threshold
     silences: list[Silence] = []
     maintenance: list[MaintenanceWindow] = []
@@ -61,10 +64,18 @@ class Config(ConfigStruct, frozen=True, kw_only=True):
     @property
     def all_rules(self) -> list[AnyRule]:
         """The configured rules plus, when asked for, the default pack (same name: ours win)."""
-        if not self.default_rules:
-            return list(self.rules)
-        own = {r.name for r in self.rules}
-        return list(self.rules) + [r for r in DEFAULT_RULES if r.name not in own]
+        rules = list(self.rules)
+        if self.default_rules:
+            own = {r.name for r in self.rules}
+            rules += [r for r in DEFAULT_RULES if r.name not in own]
+        return [self._with_runbook_base(r) for r in rules]
+
+    def _with_runbook_base(self, rule: AnyRule) -> AnyRule:
+        url = rule.runbook_url
+        if not self.runbook_base_url or not url or "://" in url:
+            return rule
+        joined = self.runbook_base_url.rstrip("/") + "/" + url.lstrip("/")
+        return msgspec.structs.replace(rule, runbook_url=joined)
 
     @property
     def muting(self) -> Muting:

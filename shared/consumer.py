@@ -120,6 +120,9 @@ def attach(
 ) -> BatchProcessor[M]:
     """Register the reading and the reclaiming subscriber of ``consumer`` on ``broker``."""
     process = BatchProcessor(redis, names, consumer, settings.max_deliveries)
+    # Export 0 before the first dead letter, so a rate over the scraped counter sees it rise.
+    for kind in ("undecodable", "poison"):
+        metrics.DEAD_LETTERS.labels(consumer.stream, consumer.group, kind)
     common: dict[str, Any] = {
         "group": consumer.group,
         "consumer": settings.consumer_name,

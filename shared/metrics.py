@@ -52,3 +52,23 @@ CONSUMER_PENDING = Gauge(
     "vigil_consumer_pending", "Entries delivered but not acknowledged", _STREAM, registry=REGISTRY
 )
 STREAM_LENGTH = Gauge("vigil_stream_length", "Entries in a stream", ["stream"], registry=REGISTRY)
+
+# Per service, incremented where the work happens.
+PROBE_RESULTS = Counter(
+    "vigil_probe_results_total",
+    "Check results published by the probe, by tier and status",
+    ["tier", "status"],
+    registry=REGISTRY,
+)
+ALERT_EVENTS = Counter(
+    "vigil_alert_events_total",
+    "Alert events the evaluator emitted (committed with its checkpoint), by state",
+    ["state"],
+    registry=REGISTRY,
+)
+DELIVERIES = Counter(
+    "vigil_deliveries_total",
+    "Delivery attempts by the notifier, by channel and outcome",
+    ["channel", "channel_type", "outcome"],
+    registry=REGISTRY,
+)

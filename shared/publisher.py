@@ -7,6 +7,7 @@ is full: then the oldest are dropped and counted in ``dropped``).
 
     async with Publisher.connect("redis://127.0.0.1:6379/0") as vigil:
         vigil.metric("acme", "checkout", "orders_per_hour", 42.0, {"region": "eu"})
+        vigil.error("acme", "checkout", "checkout-api", "DatabaseError", "pool exhausted")
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Self
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from schemas import Message, MetricSample
+from schemas import ApplicationError, Message, MetricSample
 from shared.streams import StreamNames, encode
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,38 @@ class Publisher:
                 metric=metric,
                 value=float(value),
                 labels=labels or {},
+                observed_at=observed_at or datetime.now(UTC),
+            ),
+        )
+
+    def error(
+        self,
+        tenant: str,
+        service: str,
+        source: str,
+        error_type: str,
+        message: str,
+        *,
+        stack_trace: str = "",
+        endpoint: str = "",
+        affected_users: int = 0,
+        error_count: int = 1,
+        observed_at: datetime | None = None,
+    ) -> None:
+        """Queue one application error; the evaluator turns it into an alert of category
+        ``application``, deduplicated by ``error_type`` + ``source``."""
+        self.publish(
+            self.names.errors,
+            ApplicationError(
+                tenant=tenant,
+                service=service,
+                source=source,
+                error_type=error_type,
+                message=message,
+                stack_trace=stack_trace,
+                endpoint=endpoint,
+                affected_users=affected_users,
+                error_count=error_count,
                 observed_at=observed_at or datetime.now(UTC),
             ),
         )

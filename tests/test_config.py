@@ -16,6 +16,8 @@ DEMO_ENV = {
     "VIGIL_DEMO_REDIS_PORT": "6379",
     "VIGIL_DEMO_POSTGRES_HOST": "127.0.0.1",
     "VIGIL_DEMO_POSTGRES_PORT": "5432",
+    "VIGIL_REDIS_URL": "redis://127.0.0.1:6379/0",  # the self-watch checks
+    "VIGIL_OPS_PORT": "9464",
 }
 
 GOOD = """\
@@ -43,7 +45,7 @@ routes:
 
 def test_demo_config_loads() -> None:
     config = load_config(DEMO_CONFIG, DEMO_ENV)
-    assert {c.kind for c in config.checks} == {"http", "tcp"}
+    assert {c.kind for c in config.checks} == {"http", "tcp", "stream_lag", "prometheus"}
     redis_check = next(c for c in config.checks if c.name == "redis-tcp")
     assert redis_check.port == 6379  # type: ignore[union-attr]
 

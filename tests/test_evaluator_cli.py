@@ -62,7 +62,7 @@ async def test_rules_check_prints_one_line_per_rule_even_with_channels_down(
     result = await invoke(settings, path, "rules", "check")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert len(lines) == 11
+    assert len(lines) == 15  # one per rule of the default pack
     assert (
         "[FIRING] disk_usage: disk usage is 95 % (threshold 80 %, exceeded by 19 %)"
         " — acme/shop [mount=/]" in lines

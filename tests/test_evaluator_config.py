@@ -55,7 +55,7 @@ def test_every_evaluator_section_loads() -> None:
     config = parse_config(FULL, "vigil.yaml", {})
     names = [r.name for r in config.all_rules]
     assert names[:4] == ["bookings_dropped", "quiet", "errors", "disk_usage"]
-    assert len(names) == len(set(names)) == 4 + 10  # ours replace the pack's disk_usage
+    assert len(names) == len(set(names)) == 4 + 14  # ours replace the pack's disk_usage
     bookings, quiet, errors, disk = config.all_rules[:4]
     assert isinstance(bookings, ThresholdRule) and bookings.for_ == 900
     assert bookings.match.labels == {"region": "eu-*"}

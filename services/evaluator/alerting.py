@@ -124,5 +124,6 @@ def event(
         category=opts.category,
         notification_count=max(1, state.notifications),
         recommendations=for_category(opts.category, opts.recommendations),
+        runbook_url=opts.runbook_url,
         muted_by=muted_by,
     )

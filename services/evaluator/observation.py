@@ -31,6 +31,7 @@ class Observation:
     status: str = ""  # the check status, for status observations
     error: str = ""  # the check's error detail, if any
     users: int = 0  # affected users, for application errors
+    event_id: str = ""  # the message's: an alert it causes carries it as correlation_id
 
 
 def from_result(result: CheckResult) -> tuple[Observation, Observation]:
@@ -46,9 +47,16 @@ def from_result(result: CheckResult) -> tuple[Observation, Observation]:
         labels,
         result.status,
         str(error) if error else "",
+        event_id=result.event_id,
     )
     latency = Observation(
-        result.tenant, result.service, LATENCY, result.latency_ms / 1000.0, at, labels
+        result.tenant,
+        result.service,
+        LATENCY,
+        result.latency_ms / 1000.0,
+        at,
+        labels,
+        event_id=result.event_id,
     )
     return status, latency
 
@@ -61,6 +69,7 @@ def from_sample(sample: MetricSample) -> Observation:
         sample.value,
         sample.observed_at.timestamp(),
         sample.labels,
+        event_id=sample.event_id,
     )
 
 
@@ -76,6 +85,7 @@ def from_error(error: ApplicationError) -> Observation:
         labels,
         error=error.message,
         users=error.affected_users,
+        event_id=error.event_id,
     )
 
 

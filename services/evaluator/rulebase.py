@@ -61,6 +61,8 @@ class RuleOptions(ConfigStruct, frozen=True, kw_only=True):
     cooldown: Seconds = Seconds(0)
     recommendations: list[str] | None = None  # None: the category's defaults
     title: str = ""
+    # What to do about it: a URL, or a path joined to the config's runbook_base_url.
+    runbook_url: str = ""
 
 
 @dataclass(slots=True)  # not frozen: built once per observation, frozen costs

@@ -36,6 +36,7 @@ from services.evaluator.observation import (
     problem,
 )
 from services.evaluator.rulebase import SeriesState, copy_state, lifecycle
+from shared import metrics
 from shared.config import Config
 from shared.consumer import AfterCommit, Consumer
 from shared.errors import SettingsError
@@ -188,6 +189,7 @@ class Evaluator:
         """Queue the alert events, the checkpoint and the ignore counts on ``pipe``."""
         view = StateView(self.states)
         ignored: Counter[str] = Counter()
+        emitted: Counter[str] = Counter()
         for obs in observations:
             if not self.owns(obs.tenant):
                 continue
@@ -197,7 +199,10 @@ class Evaluator:
                 ignored[reason] += 1
             else:
                 for alert in self.engine.observe(view, obs):
-                    pipe.xadd(self.names.alerts, encode(alert))
+                    emitted[alert.state] += 1
+                    # The engine stays pure; the adapter knows which message caused it.
+                    caused = msgspec.structs.replace(alert, correlation_id=obs.event_id)
+                    pipe.xadd(self.names.alerts, encode(caused))
         self._checkpoint(pipe, view.changed)
         for reason, count in ignored.items():
             log.debug("evaluator ignored %d observations: %s", count, reason)
@@ -206,6 +211,7 @@ class Evaluator:
         def commit() -> None:
             self.states.update(view.changed)
             self._idle.set()
+            _count(emitted)
 
         return commit
 
@@ -236,6 +242,7 @@ class Evaluator:
                 self._checkpoint(pipe, moved)
                 await pipe.execute()
                 self.states.update(moved)
+                _count(Counter(alert.state for alert in alerts))
         finally:
             self._idle.set()
         return len(alerts)
@@ -256,3 +263,8 @@ class Evaluator:
 
 def _readable(key: str) -> str:
     return key.replace(SEP, "/")
+
+
+def _count(emitted: Counter[str]) -> None:
+    for state, n in emitted.items():
+        metrics.ALERT_EVENTS.labels(state).inc(n)

@@ -40,6 +40,12 @@ class Limiters:
         await bucket.acquire()
 
 
+def correlation(alert: AlertEvent) -> str:
+    """The id that ties an alert's deliveries to what caused it; an alert raised by time
+    alone (or from outside) has no cause, and its own id stands in."""
+    return alert.correlation_id or alert.event_id
+
+
 def _record(
     alert: AlertEvent, config: AnyChannelConfig, attempt: int, outcome: str, **kw: object
 ) -> DeliveryRecord:
@@ -53,6 +59,7 @@ def _record(
         attempt=attempt,
         outcome=outcome,  # type: ignore[arg-type]
         at=datetime.now(UTC),
+        correlation_id=correlation(alert),
         **kw,  # type: ignore[arg-type]
     )
 

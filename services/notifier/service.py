@@ -19,10 +19,11 @@ from redis.exceptions import RedisError
 
 from schemas import AlertEvent, DeliveryRecord
 from services.notifier.channels import SendContext
-from services.notifier.delivery import Limiters, deliver
+from services.notifier.delivery import Limiters, correlation, deliver
 from services.notifier.grouping import GROUP_SOURCE, Groups, summary
 from services.notifier.routing import matching_routes
 from services.notifier.templates import Templates
+from shared import metrics
 from shared.config import Config
 from shared.consumer import Consumer
 from shared.streams import Codec, Rejected, StreamNames, deadletter_fields, encode
@@ -44,6 +45,10 @@ class Notifier:
         # Sends in flight at once: more would only queue inside the HTTP pools,
         # where the wait eats into each request's timeout.
         self.gate = asyncio.Semaphore(MAX_IN_FLIGHT)
+        # Export 0 before the first failure, so a rate over the scraped counter sees it rise.
+        for channel in config.channels:
+            for outcome in ("delivered", "failed"):
+                metrics.DELIVERIES.labels(channel.name, channel.kind, outcome)
 
     def secrets(self) -> list[str]:
         """Every channel secret in the configuration (for log redaction)."""
@@ -61,7 +66,12 @@ class Notifier:
         routes = self.config.routes
         for entry_id, alert in items:
             if alert.muted_by:  # the evaluator decided: silenced, maintenance or inhibited
-                log.info("alert %s muted (%s): not sent", alert.event_id, alert.muted_by)
+                log.info(
+                    "alert %s muted (%s): not sent",
+                    alert.event_id,
+                    alert.muted_by,
+                    extra={"correlation_id": correlation(alert), "tenant": alert.tenant},
+                )
                 continue
             taken = matching_routes(routes, alert)
             if not taken:
@@ -120,7 +130,9 @@ class Notifier:
         todo = [job for job, before in zip(jobs, previous, strict=True) if before != b"sent"]
         for (_, alert, name, _t), before in zip(jobs, previous, strict=True):
             if before == b"sent":  # delivered before a crash: say so, do not send again
-                pipe.xadd(self.names.deliveries, encode(self._skipped(alert, name)))
+                skipped = self._skipped(alert, name)
+                _count(skipped)
+                pipe.xadd(self.names.deliveries, encode(skipped))
         results = await asyncio.gather(
             *(
                 deliver(
@@ -143,7 +155,16 @@ class Notifier:
                 ex=SENT_TTL_S,
             )
             for record in records:
+                _count(record)
                 pipe.xadd(self.names.deliveries, encode(record))
+            log.info(
+                "alert %s to %s: %s after %d attempt(s)",
+                alert.event_id,
+                name,
+                final.outcome,
+                final.attempt,
+                extra=_context(alert, final),
+            )
             if final.outcome == "failed":
                 self._dead_letter(pipe, entry_id, alert, final)
         if todo:
@@ -161,6 +182,7 @@ class Notifier:
             outcome="skipped",
             error="already delivered",
             at=datetime.now(UTC),
+            correlation_id=correlation(alert),
         )
 
     def _dead_letter(
@@ -170,7 +192,23 @@ class Notifier:
             f"delivery to channel {final.channel!r} failed after {final.attempt} "
             f"attempt(s): {final.error}"
         )
-        log.error("alert %s: %s", alert.event_id, reason)
+        log.error("alert %s: %s", alert.event_id, reason, extra=_context(alert, final))
         fields = {b"data": msgspec.json.encode(alert), b"channel": final.channel.encode()}
         rejected = Rejected(entry_id, fields, reason)
         pipe.xadd(self.names.deadletter, deadletter_fields(self.names.alerts, GROUP, rejected))
+
+
+def _count(record: DeliveryRecord) -> None:
+    metrics.DELIVERIES.labels(record.channel, record.channel_type, record.outcome).inc()
+
+
+def _context(alert: AlertEvent, record: DeliveryRecord) -> dict[str, object]:
+    # Log extras: the JSON log format turns them into fields one can search on.
+    return {
+        "correlation_id": record.correlation_id,
+        "event_id": alert.event_id,
+        "tenant": alert.tenant,
+        "channel": record.channel,
+        "outcome": record.outcome,
+        "duration_ms": round(record.latency_ms, 3),
+    }

@@ -25,6 +25,7 @@ from services.probe import cache, pings
 from services.probe.monitors import MONITORS, AnyCheck, Outcome, ProbeContext
 from services.probe.monitors.heartbeat import HeartbeatCheck
 from services.probe.schedule import Schedule
+from shared import metrics
 from shared.config import Config
 from shared.errors import SettingsError
 from shared.streams import StreamNames, encode
@@ -213,6 +214,9 @@ class Probe:
         except RedisError as exc:
             log.warning("publishing %d messages failed (%s); will retry", len(batch), exc)
             return 0
+        for message in batch:
+            if isinstance(message, CheckResult):
+                metrics.PROBE_RESULTS.labels(message.tier, message.status).inc()
         # Messages dropped meanwhile (buffer full) were the oldest: part of this batch.
         for _ in range(max(0, len(batch) - (self.dropped - dropped_before))):
             self.buffer.popleft()

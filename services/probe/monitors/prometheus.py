@@ -27,6 +27,9 @@ class PrometheusCheck(CheckConfig, frozen=True, kw_only=True, tag="prometheus", 
     headers: dict[str, str] = {}
     include: list[str] = []  # metric name prefixes to keep; empty keeps all
     max_samples: int = 10_000  # more samples than this: the scrape is refused
+    # Added to every sample (as Prometheus' target labels): tells apart replicas whose
+    # series are otherwise the same, e.g. {instance: notifier-1}.
+    labels: dict[str, str] = {}
 
     def __post_init__(self) -> None:
         require_url(self.url, ("http", "https"))
@@ -76,7 +79,7 @@ def _samples(check: PrometheusCheck, text: str) -> list[MetricSample]:
                     service=check.service,
                     metric=sample.name,
                     value=float(sample.value),
-                    labels=dict(sample.labels),
+                    labels=dict(sample.labels) | check.labels,
                     observed_at=now,
                 )
             )
