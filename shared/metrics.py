@@ -72,3 +72,15 @@ DELIVERIES = Counter(
     ["channel", "channel_type", "outcome"],
     registry=REGISTRY,
 )
+ARCHIVED_ROWS = Counter(
+    "vigil_archived_rows_total",
+    "Rows the archiver handled, by table and outcome (new, duplicate, expired)",
+    ["table", "outcome"],
+    registry=REGISTRY,
+)
+ARCHIVE_COMMIT_SECONDS = Histogram(
+    "vigil_archiver_commit_seconds",
+    "Time to write and commit one batch, by table",
+    ["table"],
+    registry=REGISTRY,
+)

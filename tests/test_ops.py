@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 
 import httpx
 import pytest
@@ -75,6 +76,19 @@ async def test_livez_readyz_and_metrics(
             )
             assert "vigil_batch_seconds_bucket" in text
             assert "process_resident_memory_bytes" in text
+
+            async def archived() -> bool:
+                text = (await http.get("/metrics")).text
+                rows = re.search(
+                    r'vigil_archived_rows_total\{outcome="new",table="check_results"\} (\S+)', text
+                )
+                return rows is not None and float(rows[1]) >= 1
+
+            await wait_until(archived, what="the archived-rows metric")
+            assert (
+                'vigil_archiver_commit_seconds_count{table="check_results"}'
+                in (await http.get("/metrics")).text
+            )
     finally:
         stop.set()
         await task

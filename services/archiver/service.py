@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from schemas import AlertEvent, CheckResult, DeliveryRecord, Message, MetricSamp
 from services.archiver import lifecycle, retention, trim
 from services.archiver.settings import DATED, ArchiveConfig
 from services.archiver.store import TABLES, write
+from shared import metrics
 from shared.consumer import Consumer
 from shared.streams import Codec, StreamNames
 
@@ -82,6 +84,7 @@ class Writer:
                     self.conn = await AsyncConnection.connect(
                         self.database_url, options=LOCK_TIMEOUT
                     )
+                started = time.perf_counter()
                 outcome = await write(
                     self.conn,
                     self.table,
@@ -90,7 +93,11 @@ class Writer:
                     retention_days=self.days,
                     known_days=self.known_days,
                 )
-                log.debug("%s: %s", self.table.name, outcome)
+                name = self.table.name
+                metrics.ARCHIVE_COMMIT_SECONDS.labels(name).observe(time.perf_counter() - started)
+                for kind in ("new", "duplicate", "expired"):
+                    metrics.ARCHIVED_ROWS.labels(name, kind).inc(getattr(outcome, kind))
+                log.debug("%s: %s", name, outcome)
                 return
             except psycopg.OperationalError as exc:
                 log.warning(
