@@ -111,6 +111,15 @@ async def test_target_down_fires_then_resolves_and_everything_is_archived(
     with psycopg.connect(database_url) as conn:
         states = conn.execute("select state from alert_events order by state").fetchall()
     assert states == [("firing",), ("resolved",)]
+    # One id finds the whole story: result -> alert event -> its deliveries.
+    with psycopg.connect(database_url) as conn:
+        story = conn.execute(
+            "select a.state, r.status, count(d.*) from alert_events a"
+            " join check_results r on r.event_id = a.correlation_id"
+            " join deliveries d on d.correlation_id = a.correlation_id"
+            " group by a.state, r.status order by a.state"
+        ).fetchall()
+    assert story == [("firing", "unhealthy", 1), ("resolved", "healthy", 1)]
     # Every entry of every stream was acknowledged by every group.
     for stream in (names.results, names.alerts, names.deliveries):
         for group in await redis.xinfo_groups(stream):

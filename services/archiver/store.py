@@ -115,6 +115,7 @@ ALERTS = Table(
         "started_at",
         "ended_at",
         "source",
+        "correlation_id",
     ),
     lambda sid, a: (
         sid.decode(),
@@ -133,6 +134,7 @@ ALERTS = Table(
         a.started_at,
         a.ended_at,
         a.source,
+        a.correlation_id,
     ),
     on_new=lifecycle.record_events,
 )
@@ -152,6 +154,7 @@ DELIVERIES = Table(
         "latency_ms",
         "error",
         "at",
+        "correlation_id",
     ),
     lambda sid, d: (
         sid.decode(),
@@ -167,6 +170,7 @@ DELIVERIES = Table(
         d.latency_ms,
         d.error,
         d.at,
+        d.correlation_id,
     ),
 )
 TABLES: dict[type[Message], Table] = {
