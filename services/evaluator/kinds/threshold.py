@@ -20,7 +20,7 @@ import msgspec
 
 from services.evaluator.aggregates import (
     Aggregate,
-    aggregate,
+    aggregator,
     bucket_quantile,
     counter_increase,
     prune,
@@ -127,11 +127,12 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
         if self.histogram:
             return self._histogram_quantile(state, now)
         self._prune(state.samples, now)
-        value = aggregate(self.aggregate, state.samples)
+        of = aggregator(self.aggregate)
+        value = of(state.samples)
         if value is None or self.ratio_of is None:
             return value
         self._prune(state.den, now)
-        total = aggregate(self.aggregate, state.den)
+        total = of(state.den)
         return None if not total else value / total
 
     def _histogram_quantile(self, state: SeriesState, now: float) -> float | None:
