@@ -150,8 +150,15 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
         value = self.value(state, now)
         if value is None or not math.isfinite(value):
             return None  # no data in the window: the alert keeps its state
-        active = holds(self.op, value, threshold)
-        return Verdict(active, value, threshold, self.describe, excess(self.op, value, threshold))
+        op = self.op
+        if op == "above":  # holds() and excess() inlined for the usual case: per observation
+            if threshold == 0:
+                zero = 1.0 if value != 0 else 0.0
+                return Verdict(value > threshold, value, threshold, self.describe, zero)
+            over = (value - threshold) / abs(threshold)
+            return Verdict(value > threshold, value, threshold, self.describe, over)
+        active = holds(op, value, threshold)
+        return Verdict(active, value, threshold, self.describe, excess(op, value, threshold))
 
     def describe(self, verdict: Verdict) -> str:
         unit = f" {self.unit}" if self.unit else ""
