@@ -68,15 +68,22 @@ class Engine:
     def observe(self, states: States, obs: Observation) -> list[AlertEvent]:
         """Feed one observation to every rule that reads its source; ``now`` is its time."""
         out: list[AlertEvent] = []
-        for rule, everything in self.by_source.get(obs.source, ()):
+        rules = self.by_source.get(obs.source)
+        if not rules:
+            return out  # most metrics feed no rule: cost nothing more
+        tenant, service = obs.tenant, obs.service
+        for rule, everything in rules:
             if not everything and not rule.match.matches(obs):
                 continue
             labels = rule.series_labels(obs)
-            key = series_key(rule.name, obs.tenant, obs.service, labels)
+            if labels:
+                key = series_key(rule.name, tenant, service, labels)
+            else:  # series_key's common case, inlined: this runs per rule per observation
+                key = f"{rule.name}{SEP}{tenant}{SEP}{service}"
             state = states.get(key)
             if state is None:
                 state = states[key] = SeriesState(
-                    rule=rule.name, tenant=obs.tenant, service=obs.service, labels=labels
+                    rule=rule.name, tenant=tenant, service=service, labels=labels
                 )
             rule.observe(state, obs)
             if (alert := self._evaluate(rule, key, state, obs.at)) is not None:

@@ -26,6 +26,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from schemas import ApplicationError, CheckResult, MetricSample
+from services.evaluator.checkpoint import hset_packed
 from services.evaluator.engine import SEP, Engine, budgets, timed_keys
 from services.evaluator.intake import CountingCodec
 from services.evaluator.observation import (
@@ -219,7 +220,7 @@ class Evaluator:
         if not changed:
             return
         encode_state = self._encode_state.encode
-        pipe.hset(self.state_key, mapping={k: encode_state(v) for k, v in changed.items()})
+        hset_packed(pipe, self.state_key, {k: encode_state(v) for k, v in changed.items()})
         if left := budgets(self.engine, changed, time.time()):
             # Read by the API and `vigil rules check`: share of the SLO budget left.
             pipe.hset(self.budget_key, mapping={_readable(k): f"{v:.6f}" for k, v in left.items()})

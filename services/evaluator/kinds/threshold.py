@@ -20,7 +20,7 @@ import msgspec
 
 from services.evaluator.aggregates import (
     Aggregate,
-    aggregate,
+    aggregator,
     bucket_quantile,
     counter_increase,
     prune,
@@ -127,11 +127,12 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
         if self.histogram:
             return self._histogram_quantile(state, now)
         self._prune(state.samples, now)
-        value = aggregate(self.aggregate, state.samples)
+        of = aggregator(self.aggregate)
+        value = of(state.samples)
         if value is None or self.ratio_of is None:
             return value
         self._prune(state.den, now)
-        total = aggregate(self.aggregate, state.den)
+        total = of(state.den)
         return None if not total else value / total
 
     def _histogram_quantile(self, state: SeriesState, now: float) -> float | None:
@@ -149,8 +150,15 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
         value = self.value(state, now)
         if value is None or not math.isfinite(value):
             return None  # no data in the window: the alert keeps its state
-        active = holds(self.op, value, threshold)
-        return Verdict(active, value, threshold, self.describe, excess(self.op, value, threshold))
+        op = self.op
+        if op == "above":  # holds() and excess() inlined for the usual case: per observation
+            if threshold == 0:
+                zero = 1.0 if value != 0 else 0.0
+                return Verdict(value > threshold, value, threshold, self.describe, zero)
+            over = (value - threshold) / abs(threshold)
+            return Verdict(value > threshold, value, threshold, self.describe, over)
+        active = holds(op, value, threshold)
+        return Verdict(active, value, threshold, self.describe, excess(op, value, threshold))
 
     def describe(self, verdict: Verdict) -> str:
         unit = f" {self.unit}" if self.unit else ""
