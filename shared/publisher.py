@@ -119,6 +119,7 @@ class Publisher:
         sent = 0
         while self.buffer:
             batch = list(itertools.islice(self.buffer, self.batch))
+            dropped_before = self.dropped
             # MULTI: a batch lands whole or not at all, so a retry never duplicates.
             pipe = self.redis.pipeline(transaction=True)
             for stream, message in batch:
@@ -128,7 +129,9 @@ class Publisher:
             except RedisError as exc:
                 log.warning("publishing %d events failed (%s); will retry", len(batch), exc)
                 return sent
-            for _ in batch:
+            # Events dropped while we waited (buffer full) were the oldest: part of this
+            # batch, already gone from the buffer. Pop only what is still there.
+            for _ in range(max(0, len(batch) - (self.dropped - dropped_before))):
                 self.buffer.popleft()
             sent += len(batch)
         return sent

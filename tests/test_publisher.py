@@ -132,3 +132,21 @@ async def test_publish_metric_command(
     assert await proc.wait() == 0
     [sample] = await samples(redis, names)
     assert (sample.metric, sample.value, sample.labels) == ("queue.depth", 17.0, {"queue": "mail"})
+
+
+async def test_events_dropped_during_a_flush_do_not_take_newer_ones_with_them(
+    redis: Redis, names: StreamNames, stream_prefix: str
+) -> None:
+    import asyncio
+
+    publisher = Publisher(redis, stream_prefix, max_buffer=3)
+    for i in range(3):
+        publisher.metric("acme", "api", "m", float(i))
+    flushing = asyncio.create_task(publisher.flush())
+    await asyncio.sleep(0)  # the flush has taken 0, 1, 2 and waits on Redis
+    for i in range(3, 5):  # buffer full: 0 and 1 are dropped meanwhile
+        publisher.metric("acme", "api", "m", float(i))
+    # 3 and 4 were not in the first batch: they stay buffered and go out in the next one.
+    assert await flushing == 5
+    assert publisher.dropped == 2 and not publisher.buffer
+    assert [s.value for s in await samples(redis, names)] == [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -9,6 +9,7 @@ check's entry in the latest-result cache, in the same pipeline.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -197,7 +198,7 @@ class Probe:
 
     async def flush(self, limit: int = 5_000) -> int:
         """Publish buffered messages in one pipeline; on failure keep them for the next try."""
-        batch = [self.buffer[i] for i in range(min(limit, len(self.buffer)))]
+        batch = list(itertools.islice(self.buffer, limit))
         if not batch:
             return 0
         dropped_before = self.dropped
