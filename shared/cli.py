@@ -35,17 +35,19 @@ app.add_typer(publish_app, name="publish")
 
 @app.command("run")
 def run_cmd(
-    role: Annotated[str, typer.Argument(help="probe, evaluator, notifier, archiver or all")],
+    role: Annotated[
+        str, typer.Argument(help="probe, evaluator, notifier, archiver, console or all")
+    ],
 ) -> None:
     """Run one service (or all of them) with the config named by VIGIL_CONFIG."""
     from shared import logs
     from shared.config import load_config
-    from shared.runner import ROLES, run
+    from shared.runner import CONSOLE, ROLES, run
     from shared.settings import Settings
 
     roles = ROLES if role == "all" else (role,)
-    if not set(roles) <= set(ROLES):
-        raise VigilError(f"unknown service {role!r}; one of {', '.join(ROLES)}, all")
+    if not set(roles) <= {*ROLES, CONSOLE}:
+        raise VigilError(f"unknown service {role!r}; one of {', '.join(ROLES)}, {CONSOLE}, all")
     settings = Settings.from_env()
     logs.configure(settings.log_format, service=role)
     if settings.config_path is None:
@@ -199,11 +201,12 @@ async def _flush_one(publisher: Publisher, redis_url: str) -> None:
 def _register_services() -> None:
     # Each service owns its commands; this is the one place that gathers them.
     from services.archiver import cli as archiver_cli
+    from services.console import cli as console_cli
     from services.evaluator import cli as evaluator_cli
     from services.notifier import cli as notifier_cli
     from services.probe import cli as probe_cli
 
-    for module in (probe_cli, evaluator_cli, notifier_cli, archiver_cli):
+    for module in (probe_cli, evaluator_cli, notifier_cli, archiver_cli, console_cli):
         module.register(app)
 
 

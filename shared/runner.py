@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.archiver.service import Archiver
+from services.console.service import serve as serve_console
 from services.evaluator.service import Evaluator
 from services.notifier import redact
 from services.notifier.channels import SendContext
@@ -32,7 +33,8 @@ from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group
 
 log = logging.getLogger(__name__)
-ROLES = ("probe", "evaluator", "notifier", "archiver")
+ROLES = ("probe", "evaluator", "notifier", "archiver")  # the pipeline: ``vigil run all``
+CONSOLE = "console"  # the API and dashboard, run on their own or beside the pipeline
 BROKER_LOGGER = "vigil.broker"
 LAG_SAMPLE_S = 5.0
 
@@ -42,8 +44,9 @@ async def run(
 ) -> None:
     """Run the given services in this process until ``stop`` is set or one of them fails."""
     roles = set(roles)
-    if "archiver" in roles and not settings.database_url:
-        raise SettingsError("the archiver needs VIGIL_DATABASE_URL")
+    for role in {"archiver", CONSOLE} & roles:
+        if not settings.database_url:
+            raise SettingsError(f"the {role} needs VIGIL_DATABASE_URL")
     names = StreamNames(settings.stream_prefix)
     redis = Redis.from_url(settings.redis_url)
     # FastStream's per-batch and per-task lines go to a logger of ours (see BROKER_LOGGER).
@@ -96,6 +99,8 @@ async def run(
         probe = Probe(config, redis, names, probe_ctx, ping, settings.probe_tiers)
         loops.append(probe.run)
         closers.append(probe_ctx.aclose)
+    if CONSOLE in roles and settings.console_port is not None:
+        loops.append(lambda: serve_console(settings, config, redis, names))
     for consumer in consumers:
         await ensure_group(redis, consumer.stream, consumer.group)
         attach(broker, redis, settings, names, consumer)

@@ -55,6 +55,8 @@ class Settings:
     evaluator_partition: int = 0  # this process's share of the tenants ...
     evaluator_partitions: int = 1  # ... out of this many evaluator processes
     probe_tiers: tuple[str, ...] = ()  # the tiers a probe worker serves; empty: all
+    console_host: str = "127.0.0.1"
+    console_port: int | None = 8080  # the console's API and dashboard; None: not served
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +82,8 @@ class Settings:
                 ping_port=int(env["VIGIL_PING_PORT"]) if env.get("VIGIL_PING_PORT") else None,
                 evaluator_partition=int(env.get("VIGIL_EVALUATOR_PARTITION", "0")),
                 evaluator_partitions=int(env.get("VIGIL_EVALUATOR_PARTITIONS", "1")),
+                console_host=env.get("VIGIL_CONSOLE_HOST", "127.0.0.1"),
+                console_port=_port(env.get("VIGIL_CONSOLE_PORT", "8080")),
                 probe_tiers=tuple(
                     t.strip() for t in env.get("VIGIL_PROBE_TIERS", "").split(",") if t.strip()
                 ),

@@ -1,0 +1,30 @@
+"""The console's ASGI app: the JSON API under ``/api/v1`` (OpenAPI at ``/api/schema``)."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+
+from services.console import api_tokens
+from services.console.auth import TokenAuthentication, TokenCache
+from services.console.context import ConsoleContext
+
+# Reachable without a token: the API description and the dashboard's login page.
+PUBLIC = ["^/api/schema", "^/login", "^/static"]
+
+
+def create_app(ctx: ConsoleContext) -> Litestar:
+    async def provide_ctx() -> ConsoleContext:
+        return ctx
+
+    app = Litestar(
+        route_handlers=[api_tokens.router],
+        dependencies={"ctx": Provide(provide_ctx)},
+        middleware=[DefineMiddleware(TokenAuthentication, exclude=PUBLIC)],
+        openapi_config=OpenAPIConfig(title="Vigil operations API", version="1", path="/api/schema"),
+        debug=False,
+    )
+    app.state.tokens = TokenCache(ctx.pool)
+    return app

@@ -1,0 +1,56 @@
+"""``vigil token create|list|revoke``: API tokens of the console."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated
+
+import typer
+
+from services.archiver.cli import _with_conn
+from shared.errors import VigilError
+
+token_app = typer.Typer(no_args_is_help=True, help="API tokens of the console and its API.")
+
+
+@token_app.command("create")
+def create(
+    name: Annotated[str, typer.Option(help="what the token is for, e.g. 'alice' or 'ci'")],
+    role: Annotated[str, typer.Option(help="admin, operator or viewer")] = "admin",
+    tenant: Annotated[str | None, typer.Option(help="limit the token to one tenant")] = None,
+) -> None:
+    """Create a token and print it. It is shown this once: only its hash is stored."""
+    from services.console import tokens
+
+    creator = f"cli:{getpass.getuser()}"
+    info, token = _with_conn(lambda conn: tokens.create(conn, name, role, tenant, creator))
+    scope = f"tenant {info.tenant}" if info.tenant else "every tenant"
+    typer.echo(f"token {info.id} ({info.name}, {info.role}, {scope}):", err=True)
+    typer.echo(token)
+
+
+@token_app.command("list")
+def list_tokens() -> None:
+    """List tokens (never the tokens themselves)."""
+    from services.console import tokens
+
+    for info in _with_conn(tokens.listing):
+        state = "revoked" if info.revoked_at else "active"
+        used = info.last_used_at.isoformat(timespec="seconds") if info.last_used_at else "never"
+        typer.echo(
+            f"{info.id}\t{info.name}\t{info.role}\t{info.tenant or '*'}\t{state}\tused {used}"
+        )
+
+
+@token_app.command("revoke")
+def revoke(token_id: int) -> None:
+    """Revoke a token; every replica refuses it within seconds."""
+    from services.console import tokens
+
+    if not _with_conn(lambda conn: tokens.revoke(conn, token_id)):
+        raise VigilError(f"no active token {token_id}")
+    typer.echo(f"token {token_id} revoked")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(token_app, name="token")
