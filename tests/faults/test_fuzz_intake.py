@@ -22,7 +22,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from services.notifier.channels.webhook import sign
 from services.notifier.intake.app import create_app
 from services.notifier.intake.config import IntakeConfig, Producer
 from services.notifier.intake.openapi import openapi
@@ -67,7 +66,7 @@ def mutated_alertmanager(draw: st.DrawFn) -> bytes:
     body: dict[str, Any] = json.loads(json.dumps(AM_BODY))
     alert = body["alerts"][draw(st.integers(0, 1))]
     for _ in range(draw(st.integers(0, 2))):
-        key = draw(st.sampled_from(AM_KEYS + ["alerts", "tenant", "new"]))
+        key = draw(st.sampled_from([*AM_KEYS, "alerts", "tenant", "new"]))
         target = body if key == "alerts" else alert
         if draw(st.booleans()):
             target[key] = draw(JSON)

@@ -3,8 +3,9 @@
 format is ``alertmanager``, ``grafana`` or ``generic``. A body over ``max_body`` is
 refused (413) before it is read whole; every request is authenticated for its producer
 (see ``auth``), parsed completely and checked against the producer's tenants, then all
-its alert events are appended in one MULTI: a bad payload is answered 400 (a foreign
-tenant 403) with the reason and writes nothing. ``GET /intake/openapi.json`` describes it.
+its alert events are appended in one Redis script, which also refuses (409) a signed
+request already seen: a bad payload is answered 400 (a foreign tenant 403) with the
+reason and writes nothing. ``GET /intake/openapi.json`` describes it.
 """
 
 from __future__ import annotations
@@ -22,13 +23,24 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from schemas import AlertEvent
-from services.notifier.intake.auth import authenticated, foreign_tenant
+from services.notifier.intake.auth import authenticated, foreign_tenant, replay_id
 from services.notifier.intake.config import IntakeConfig
 from services.notifier.intake.openapi import openapi_json
 from services.notifier.intake.parse import PARSERS, BadPayload, utcnow
-from shared.streams import StreamNames, encode
+from shared.streams import DATA, StreamNames, encode
 
 log = logging.getLogger(__name__)
+
+
+# KEYS: replay marker (or none), alert stream. ARGV: marker TTL, field, entries...
+# Atomic: a replayed signature appends nothing; an accepted one appends everything.
+_APPEND = """
+if #KEYS == 2 and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return -1
+end
+for i = 3, #ARGV do redis.call('XADD', KEYS[#KEYS], '*', ARGV[2], ARGV[i]) end
+return #ARGV - 2
+"""
 
 
 class TooLarge(Exception):
@@ -60,6 +72,7 @@ def create_app(
 ) -> Starlette:
     producers = {p.name: p for p in config.producers}
     spec = openapi_json()
+    append = redis.register_script(_APPEND)
 
     async def intake(request: Request) -> JSONResponse:
         producer = producers.get(request.path_params["producer"])
@@ -87,14 +100,18 @@ def create_app(
             return _error(400, "no alerts in the payload")
         if (reason := foreign_tenant(producer, events)) is not None:
             return _error(403, reason)
-        pipe = redis.pipeline(transaction=True)
-        for event in events:
-            pipe.xadd(names.alerts, encode(event))
+        mac = replay_id(signature) if producer.hmac_secret else ""
+        marker = [names.key(f"intake:seen:{producer.name}:{mac}")] if mac else []
+        entries = [encode(event)[DATA] for event in events]
         try:
-            await pipe.execute()
-        except RedisError as exc:  # MULTI: nothing was written; the producer may retry
+            appended = await append(
+                [*marker, names.alerts], [2 * config.max_skew + 1, DATA, *entries]
+            )
+        except RedisError as exc:  # one script: nothing was written; the producer may retry
             log.warning("intake: Redis unavailable (%s)", type(exc).__name__)
             return _error(503, "alert stream unavailable; retry later")
+        if appended == -1:
+            return _error(409, "this signed request was already accepted (a replay)")
         log.info("intake: %d alert(s) from %s", len(events), producer.name)
         return JSONResponse(
             {"accepted": len(events), "event_ids": [e.event_id for e in events]}, status_code=202

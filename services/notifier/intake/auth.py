@@ -3,7 +3,8 @@ post for.
 
 Every secret comparison goes through ``hmac.compare_digest`` (constant time). A signed
 request carries its own timestamp inside the signed text; one older or newer than
-``max_skew`` seconds is refused, so a captured request cannot be replayed later.
+``max_skew`` seconds is refused, so a captured request cannot be replayed later, and the
+app remembers each accepted signature for the window, so it cannot be replayed sooner.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def authenticated(
     expected = sign(producer.hmac_secret, int(stamp), body).encode()
     given = f"t={int(stamp)},v1={parts.get('v1', '')}".encode(errors="replace")
     return hmac.compare_digest(given, expected)
+
+
+def replay_id(signature: str) -> str:
+    """What identifies a signed request for replay detection: its MAC (empty if unsigned)."""
+    return _signature_parts(signature).get("v1", "")[:64]
 
 
 def foreign_tenant(producer: Producer, events: list[AlertEvent]) -> str | None:

@@ -15,6 +15,7 @@ _ERRORS = {
     "400": "invalid JSON or payload; nothing was written",
     "401": "unknown producer, bad credential, or a signature outside the time window",
     "403": "an alert for a tenant this producer may not post for; nothing was written",
+    "409": "a signed request already accepted (a replay); nothing was written",
     "413": "body over max_body bytes",
     "503": "the alert stream is unavailable; nothing was written, retry later",
 }
