@@ -28,6 +28,7 @@ from services.notifier.routing import RouteMatch as RouteMatch
 from services.probe.monitors import AnyCheck
 from shared.configbase import ConfigStruct, Seconds, dec_hook
 from shared.errors import ConfigError, SettingsError
+from shared.netguard import EgressPolicy
 from shared.settings import env_value
 
 DEFAULT_TIERS = {
@@ -60,6 +61,7 @@ class Config(ConfigStruct, frozen=True, kw_only=True):
     routes: list[Route] = []
     intake: IntakeConfig | None = None
     archive: ArchiveConfig = ArchiveConfig()
+    egress: EgressPolicy = EgressPolicy()  # exceptions to the notifier's address guard
 
     @property
     def all_rules(self) -> list[AnyRule]:
