@@ -26,6 +26,7 @@ from services.notifier.intake.config import IntakeConfig
 from services.notifier.routing import Route as Route
 from services.notifier.routing import RouteMatch as RouteMatch
 from services.probe.monitors import AnyCheck
+from shared import yamlguard
 from shared.configbase import ConfigStruct, Seconds, dec_hook
 from shared.errors import ConfigError, SettingsError
 from shared.netguard import EgressPolicy
@@ -106,6 +107,8 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
 
 
 def parse_config(text: str, file: str, env: Mapping[str, str]) -> Config:
+    if (problem := yamlguard.check(text)) is not None:
+        raise ConfigError(file, problem.line, problem.field, problem.reason)
     try:
         loader = yaml.SafeLoader(text)
         try:
@@ -114,12 +117,16 @@ def parse_config(text: str, file: str, env: Mapping[str, str]) -> Config:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ConfigError(file, line, "", f"invalid YAML: {exc.problem}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(file, None, "", f"invalid YAML: {exc}") from exc
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column) if mark else (1, 0)
+        field = yamlguard.field_at(text, line, column)
+        raise ConfigError(file, line, field, f"invalid YAML: {exc.problem}") from exc
+    except yaml.YAMLError as exc:  # e.g. a character YAML does not allow, at a position
+        line = text.count("\n", 0, getattr(exc, "position", 0)) + 1
+        field = yamlguard.field_at(text, line)
+        raise ConfigError(file, line, field, f"invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(file, 1, "", "the document must be a mapping")
+        raise ConfigError(file, 1, "$", "the document must be a mapping")
     data = _interpolate(data, root, file, env, "")
     try:
         # strict=False: values interpolated from the environment are strings ("6379").
@@ -128,6 +135,8 @@ def parse_config(text: str, file: str, env: Mapping[str, str]) -> Config:
         reason, _, where = str(exc).rpartition(" - at `")
         path = where.rstrip("`") if reason else "$"
         reason = reason or str(exc)
+        if path.startswith("key` in `"):  # a mapping key of the wrong type
+            path, reason = path.removeprefix("key` in `"), f"a key: {reason}"
         if named := re.match(r"Object (?:missing required|contains unknown) field `(.+)`", reason):
             path += f".{named[1]}"
         elif named := _POST_INIT.match(reason):  # a struct's own check names its field
