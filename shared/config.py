@@ -127,7 +127,8 @@ def parse_config(text: str, file: str, env: Mapping[str, str]) -> Config:
         raise ConfigError(file, line, field, f"invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(file, 1, "$", "the document must be a mapping")
-    data = _interpolate(data, root, file, env, "")
+    substituted: list[str] = []  # values from the environment: errors never show them
+    data = _interpolate(data, root, file, env, "", substituted)
     try:
         # strict=False: values interpolated from the environment are strings ("6379").
         config = msgspec.convert(data, Config, dec_hook=dec_hook, strict=False)
@@ -141,25 +142,43 @@ def parse_config(text: str, file: str, env: Mapping[str, str]) -> Config:
             path += f".{named[1]}"
         elif named := _POST_INIT.match(reason):  # a struct's own check names its field
             path, reason = f"{path}.{named[1]}", named[2]
+        reason = _masked(reason, substituted)
         raise ConfigError(file, _line_of(root, path), path.removeprefix("$."), reason) from exc
     for field, reason in _cross_check(config):
-        raise ConfigError(file, _line_of(root, "$." + field), field, reason)
+        raise ConfigError(file, _line_of(root, "$." + field), field, _masked(reason, substituted))
     return config
 
 
+def _masked(reason: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        reason = reason.replace(secret, "***") if len(secret) >= 4 else reason
+    return reason
+
+
 def _interpolate(
-    value: Any, node: yaml.Node | None, file: str, env: Mapping[str, str], field: str
+    value: Any,
+    node: yaml.Node | None,
+    file: str,
+    env: Mapping[str, str],
+    field: str,
+    seen: list[str],
 ) -> Any:
     if isinstance(value, str):
-        return _VAR.sub(lambda m: _lookup(m[1], node, file, env, field), value)
+
+        def lookup(m: re.Match[str]) -> str:
+            seen.append(found := _lookup(m[1], node, file, env, field))
+            return found
+
+        return _VAR.sub(lookup, value)
     if isinstance(value, dict) and isinstance(node, yaml.MappingNode):
         children = {k.value: v for k, v in node.value}
         return {
-            k: _interpolate(v, children.get(k), file, env, f"{field}.{k}") for k, v in value.items()
+            k: _interpolate(v, children.get(k), file, env, f"{field}.{k}", seen)
+            for k, v in value.items()
         }
     if isinstance(value, list) and isinstance(node, yaml.SequenceNode):
         return [
-            _interpolate(v, n, file, env, f"{field}[{i}]")
+            _interpolate(v, n, file, env, f"{field}[{i}]", seen)
             for i, (v, n) in enumerate(zip(value, node.value, strict=False))
         ]
     return value
