@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import socket
 import time
 from collections.abc import Iterator
 
@@ -190,3 +191,17 @@ def test_credentials_are_compared_in_constant_time_only() -> None:
             is_none_test = all(isinstance(op, ast.Is | ast.IsNot) for op in node.ops)
             assert is_none_test or not names_used & secretish, ast.unparse(node)
     assert digest_calls == 2
+
+
+def test_an_unavailable_alert_stream_is_503_not_500(names: StreamNames) -> None:
+    with socket.socket() as s:  # a port nothing listens on: Redis is down
+        s.bind(("127.0.0.1", 0))
+        down = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    app = lambda r: create_app(CONFIG, r, names)  # noqa: E731
+    with serve_in_thread(app, down) as url, httpx.Client(base_url=url) as client:
+        r = client.post(
+            "/intake/acme-am/generic",
+            content=generic("acme"),
+            headers={"authorization": "Bearer acme-token-1"},
+        )
+    assert r.status_code == 503 and "retry" in r.json()["error"]

@@ -101,18 +101,20 @@ def create_app(
         if (reason := foreign_tenant(producer, events)) is not None:
             return _error(403, reason)
         mac = replay_id(signature) if producer.hmac_secret else ""
-        marker = [names.key(f"intake:seen:{producer.name}:{mac}")] if mac else []
+        return await store(events, names.key(f"intake:seen:{producer.name}:{mac}") if mac else "")
+
+    async def store(events: list[AlertEvent], marker: str) -> JSONResponse:
+        """Append the events, unless ``marker`` (a signed request's) was already set."""
         entries = [encode(event)[DATA] for event in events]
+        keys = [marker, names.alerts] if marker else [names.alerts]
         try:
-            appended = await append(
-                [*marker, names.alerts], [2 * config.max_skew + 1, DATA, *entries]
-            )
-        except RedisError as exc:  # one script: nothing was written; the producer may retry
+            appended = await append(keys, [2 * config.max_skew + 1, DATA, *entries])
+        except RedisError as exc:  # the script never ran: nothing written, the producer retries
             log.warning("intake: Redis unavailable (%s)", type(exc).__name__)
             return _error(503, "alert stream unavailable; retry later")
         if appended == -1:
             return _error(409, "this signed request was already accepted (a replay)")
-        log.info("intake: %d alert(s) from %s", len(events), producer.name)
+        log.info("intake: %d alert(s) from %s", len(events), events[0].source)
         return JSONResponse(
             {"accepted": len(events), "event_ids": [e.event_id for e in events]}, status_code=202
         )
