@@ -119,6 +119,25 @@ def config_schema(
         typer.echo(f"wrote {configschema.write()}")
 
 
+@config_app.command("reference")
+def config_reference(
+    check: Annotated[bool, typer.Option("--check", help="fail if the file differs")] = False,
+    stdout: Annotated[bool, typer.Option("--stdout", help="print instead of writing")] = False,
+) -> None:
+    """Write the Markdown configuration reference to docs/config-reference.md."""
+    from shared import configref
+
+    if stdout:
+        typer.echo(configref.rendered(), nl=False)
+    elif check:
+        name = configref.REFERENCE_FILE.name
+        if configref.drifted():
+            raise VigilError(f"{name} is out of date: run `vigil config reference`")
+        typer.echo(f"{name} is up to date")
+    else:
+        typer.echo(f"wrote {configref.write()}")
+
+
 def _labels(pairs: list[str]) -> dict[str, str]:
     labels = {}
     for pair in pairs:

@@ -26,8 +26,10 @@ from services.notifier.intake.config import IntakeConfig
 from services.notifier.routing import Route as Route
 from services.notifier.routing import RouteMatch as RouteMatch
 from services.probe.monitors import AnyCheck
+from shared import yamlguard
 from shared.configbase import ConfigStruct, Seconds, dec_hook
 from shared.errors import ConfigError, SettingsError
+from shared.netguard import EgressPolicy
 from shared.settings import env_value
 
 DEFAULT_TIERS = {
@@ -60,6 +62,7 @@ class Config(ConfigStruct, frozen=True, kw_only=True):
     routes: list[Route] = []
     intake: IntakeConfig | None = None
     archive: ArchiveConfig = ArchiveConfig()
+    egress: EgressPolicy = EgressPolicy()  # exceptions to the notifier's address guard
 
     @property
     def all_rules(self) -> list[AnyRule]:
@@ -104,6 +107,8 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
 
 
 def parse_config(text: str, file: str, env: Mapping[str, str]) -> Config:
+    if (problem := yamlguard.check(text)) is not None:
+        raise ConfigError(file, problem.line, problem.field, problem.reason)
     try:
         loader = yaml.SafeLoader(text)
         try:
@@ -112,13 +117,18 @@ def parse_config(text: str, file: str, env: Mapping[str, str]) -> Config:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ConfigError(file, line, "", f"invalid YAML: {exc.problem}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(file, None, "", f"invalid YAML: {exc}") from exc
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column) if mark else (1, 0)
+        field = yamlguard.field_at(text, line, column)
+        raise ConfigError(file, line, field, f"invalid YAML: {exc.problem}") from exc
+    except yaml.YAMLError as exc:  # e.g. a character YAML does not allow, at a position
+        line = text.count("\n", 0, getattr(exc, "position", 0)) + 1
+        field = yamlguard.field_at(text, line)
+        raise ConfigError(file, line, field, f"invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(file, 1, "", "the document must be a mapping")
-    data = _interpolate(data, root, file, env, "")
+        raise ConfigError(file, 1, "$", "the document must be a mapping")
+    substituted: list[str] = []  # values from the environment: errors never show them
+    data = _interpolate(data, root, file, env, "", substituted)
     try:
         # strict=False: values interpolated from the environment are strings ("6379").
         config = msgspec.convert(data, Config, dec_hook=dec_hook, strict=False)
@@ -126,29 +136,49 @@ def parse_config(text: str, file: str, env: Mapping[str, str]) -> Config:
         reason, _, where = str(exc).rpartition(" - at `")
         path = where.rstrip("`") if reason else "$"
         reason = reason or str(exc)
+        if path.startswith("key` in `"):  # a mapping key of the wrong type
+            path, reason = path.removeprefix("key` in `"), f"a key: {reason}"
         if named := re.match(r"Object (?:missing required|contains unknown) field `(.+)`", reason):
             path += f".{named[1]}"
         elif named := _POST_INIT.match(reason):  # a struct's own check names its field
             path, reason = f"{path}.{named[1]}", named[2]
+        reason = _masked(reason, substituted)
         raise ConfigError(file, _line_of(root, path), path.removeprefix("$."), reason) from exc
     for field, reason in _cross_check(config):
-        raise ConfigError(file, _line_of(root, "$." + field), field, reason)
+        raise ConfigError(file, _line_of(root, "$." + field), field, _masked(reason, substituted))
     return config
 
 
+def _masked(reason: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        reason = reason.replace(secret, "***") if len(secret) >= 4 else reason
+    return reason
+
+
 def _interpolate(
-    value: Any, node: yaml.Node | None, file: str, env: Mapping[str, str], field: str
+    value: Any,
+    node: yaml.Node | None,
+    file: str,
+    env: Mapping[str, str],
+    field: str,
+    seen: list[str],
 ) -> Any:
     if isinstance(value, str):
-        return _VAR.sub(lambda m: _lookup(m[1], node, file, env, field), value)
+
+        def lookup(m: re.Match[str]) -> str:
+            seen.append(found := _lookup(m[1], node, file, env, field))
+            return found
+
+        return _VAR.sub(lookup, value)
     if isinstance(value, dict) and isinstance(node, yaml.MappingNode):
         children = {k.value: v for k, v in node.value}
         return {
-            k: _interpolate(v, children.get(k), file, env, f"{field}.{k}") for k, v in value.items()
+            k: _interpolate(v, children.get(k), file, env, f"{field}.{k}", seen)
+            for k, v in value.items()
         }
     if isinstance(value, list) and isinstance(node, yaml.SequenceNode):
         return [
-            _interpolate(v, n, file, env, f"{field}[{i}]")
+            _interpolate(v, n, file, env, f"{field}[{i}]", seen)
             for i, (v, n) in enumerate(zip(value, node.value, strict=False))
         ]
     return value

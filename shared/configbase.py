@@ -19,12 +19,21 @@ class Seconds(float):
     """A duration in seconds, written in YAML as ``30s``, ``5m``, ``1h``, ``500ms`` or a number."""
 
 
+MAX_DURATION = 100 * 365 * 86400.0  # a century: anything longer is a typo
+
+
 def parse_duration(value: object) -> Seconds:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return Seconds(value)
-    if isinstance(value, str) and (m := _DURATION.fullmatch(value)):
-        return Seconds(float(m[1]) * _UNIT_SECONDS[m[2]])
-    raise ValueError(f"expected a duration like 500ms, 30s, 5m or 1h, got {value!r}")
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(min(value, 2 * MAX_DURATION))  # min first: a huge int has no float
+    elif isinstance(value, str) and (m := _DURATION.fullmatch(value)):
+        seconds = float(m[1]) * _UNIT_SECONDS[m[2]]
+    if seconds is not None and 0 <= seconds <= MAX_DURATION:  # NaN fails both
+        return Seconds(seconds)
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+    raise ValueError(
+        f"expected a duration like 500ms, 30s, 5m or 1h (at most 100 years), got {shown}"
+    )
 
 
 def dec_hook(kind: type, value: Any) -> Any:

@@ -36,12 +36,16 @@ def _durations_as_numbers() -> contextlib.AbstractContextManager[object]:
     return mock.patch.object(_msgspec_schema, "to_builtins", to_builtins)
 
 
+def schema() -> dict[str, Any]:
+    """The configuration's JSON Schema as a dict: ``$ref`` to ``Config`` in ``$defs``."""
+    with _durations_as_numbers():
+        generated = msgspec.json.schema(Config, schema_hook=schema_hook)
+    return {"$id": SCHEMA_ID, "title": "Vigil configuration"} | generated
+
+
 def rendered() -> bytes:
     """The schema file's bytes, as ``vigil config schema`` writes them."""
-    with _durations_as_numbers():
-        schema = msgspec.json.schema(Config, schema_hook=schema_hook)
-    schema = {"$id": SCHEMA_ID, "title": "Vigil configuration"} | schema
-    return msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n"
+    return msgspec.json.format(msgspec.json.encode(schema()), indent=2) + b"\n"
 
 
 def write(path: Path = SCHEMA_FILE) -> Path:

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import aiohttp
 import psycopg
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
@@ -24,7 +23,7 @@ from services.notifier.service import Notifier
 from services.probe.monitors import ProbeContext
 from services.probe.monitors.base import HttpClients
 from services.probe.service import Probe
-from shared import metrics
+from shared import metrics, netguard
 from shared.config import Config
 from shared.consumer import Consumer, attach
 from shared.errors import SettingsError
@@ -68,7 +67,7 @@ async def run(
         consumers += evaluator.consumers()
         loops.append(evaluator.tick_forever)
     if "notifier" in roles:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+        session = netguard.guarded_session(config.egress, limit=100)
         closers.append(session.close)
         notifier = Notifier(config, redis, names, SendContext(session, redis, names))
         redact.install(notifier.secrets())

@@ -75,7 +75,13 @@ def test_good_config_interpolates_and_resolves_intervals() -> None:
         ("channels: [ops]", "channels: [pager]", 19, "routes[0].channels[0]", "unknown channel"),
         ("  - id: acme", "  - id: other", 6, "checks[0].tenant", "unknown tenant"),
         ("url: ${HOOK_URL}", "url: ${NOPE}", 17, "channels[0].url", "NOPE"),
-        ("    url: ${HOOK_URL}\n", "    url: [unclosed\n", 18, "", "invalid YAML"),
+        (
+            "    url: ${HOOK_URL}\n",
+            "    url: [unclosed\n",
+            18,
+            "channels[0].url[0]",
+            "invalid YAML",
+        ),
     ],
 )
 def test_bad_config_names_file_line_and_field(

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from shared import configschema
+from shared import configref, configschema
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads(configschema.SCHEMA_FILE.read_text())
@@ -37,3 +37,20 @@ def test_the_schema_rejects_what_the_loader_rejects() -> None:
         jsonschema.validate({"tenants": [{"id": "a", "nmae": "typo"}]}, SCHEMA)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"checks": [{"type": "no-such-monitor", "name": "x"}]}, SCHEMA)
+
+
+def test_checked_in_config_reference_matches_the_structs() -> None:
+    assert not configref.drifted(), "run `vigil config reference` and commit the file"
+
+
+def test_the_reference_has_every_section_and_key(tmp_path: Path) -> None:
+    text = configref.rendered()
+    for name, node in SCHEMA["$defs"].items():
+        assert f"\n## {name}\n" in text
+        for key in node.get("properties", {}):
+            assert f"| `{key}` |" in text or key == "type", (name, key)
+    assert "| `url` | string | **required** |" in text
+    assert "| `timeout` | duration | `5s` |" in text  # durations read as written
+    stale = tmp_path / "config-reference.md"
+    stale.write_text(text.replace("## Tenant\n", "## Tenants\n"))
+    assert configref.drifted(stale) and configref.drifted(tmp_path / "missing.md")

@@ -24,7 +24,7 @@ from tests.support.wait import wait_until
 NOW = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
 CONFIG = IntakeConfig(
     producers=[
-        Producer(name="am", tenant="acme", token="am-token-123"),
+        Producer(name="am", tenant="acme", tenants=["globex"], token="am-token-123"),
         Producer(name="graf", tenant="acme", token="graf-token-123"),
         Producer(name="ci", tenant="globex", hmac_secret="ci-secret-123"),
     ]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import aiohttp
 from redis.asyncio import Redis
 
 from schemas import AlertEvent, DeliveryRecord, new_event_id
 from services.notifier.channels import SendContext
 from services.notifier.delivery import deliver
 from services.notifier.dlq import DeadAlert, dead_alerts, redrive
+from shared import netguard
 from shared.config import load_config
 from shared.errors import VigilError
 from shared.settings import Settings
@@ -44,7 +44,7 @@ async def send_test(channel: str, settings: Settings | None = None) -> list[Deli
     names = StreamNames(settings.stream_prefix)
     redis = Redis.from_url(settings.redis_url)
     try:
-        async with aiohttp.ClientSession() as http:
+        async with netguard.guarded_session(config.egress) as http:
             ctx = SendContext(http, redis, names)
             records = await deliver(
                 test_alert(datetime.now(UTC)), config.channel(channel), ctx, test=True

@@ -16,6 +16,8 @@ class Producer(ConfigStruct, frozen=True, kw_only=True):
     ``token``: the request carries ``Authorization: Bearer <token>``.
     ``hmac_secret``: the request carries ``x-vigil-signature: t=<unix>,v1=<hex>``,
     hex = HMAC-SHA256(secret, "<t>." + body), within ``max_skew`` seconds.
+    ``tenant``: the producer's tenant; its alerts are for it unless they name another of
+    ``tenants`` (a ``tenant`` label or field). An alert for any other tenant is refused.
     """
 
     name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -23,6 +25,7 @@ class Producer(ConfigStruct, frozen=True, kw_only=True):
     token: str | None = None
     hmac_secret: str | None = None
     default_severity: Severity = "warning"
+    tenants: list[str] = []  # further tenants this producer may post for
 
     def secrets(self) -> list[str]:
         return [v for v in (self.token, self.hmac_secret) if v]

@@ -63,6 +63,8 @@ def _decode(body: bytes, kind: type[Any]) -> Any:
         return msgspec.json.decode(body, type=kind)
     except msgspec.DecodeError as exc:
         raise BadPayload(str(exc)) from exc
+    except RecursionError as exc:  # msgspec's own depth guard on deeply nested JSON
+        raise BadPayload("JSON nested too deeply") from exc
 
 
 def _severity(value: str | None, producer: Producer) -> Severity:

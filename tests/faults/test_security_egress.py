@@ -1,0 +1,212 @@
+"""Tenant-configured webhooks cannot reach link-local or metadata addresses.
+
+Names resolve through a local dnslib server; an audit hook records every socket connect
+the process makes, proving no packet was even attempted towards a refused address.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.asyncresolver
+import dns.resolver
+import pytest
+import pytest_asyncio
+from aiohttp.abc import AbstractResolver, ResolveResult
+from dnslib import AAAA, QTYPE, RR, A, DNSRecord
+from dnslib.server import BaseResolver, DNSHandler, DNSServer
+
+from services.notifier.channels import SendContext
+from services.notifier.channels.webhook import WebhookConfig
+from services.notifier.delivery import deliver
+from shared.config import load_config
+from shared.configbase import Seconds
+from shared.errors import ConfigError
+from shared.netguard import EgressPolicy, guarded_session, refused
+from tests.support.asgi import Reply, Routes, serve
+from tests.test_channels import FIRING
+
+ZONE = {
+    "metadata.evil.test": ["169.254.169.254"],
+    "linklocal.evil.test": ["169.254.10.1"],
+    "v6meta.evil.test": ["fd00:ec2::254"],
+    "mixed.evil.test": ["169.254.169.254", "127.0.0.1"],
+    "ok.test": ["127.0.0.1"],
+    "metadata.google.internal": ["127.0.0.1"],  # refused by its name alone
+}
+CONNECTS: list[tuple[str, ...]] = []
+
+
+def _record_connects(event: str, args: tuple[Any, ...]) -> None:
+    if event == "socket.connect" and isinstance(args[1], tuple):
+        CONNECTS.append(tuple(str(a) for a in args[1][:2]))
+
+
+sys.addaudithook(_record_connects)  # audit hooks cannot be removed: it only appends
+
+
+class Zone(BaseResolver):  # type: ignore[misc]
+    def resolve(self, request: DNSRecord, handler: DNSHandler) -> DNSRecord:
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".")
+        for address in ZONE.get(name, []):
+            v6 = ":" in address
+            if request.q.qtype == (QTYPE.AAAA if v6 else QTYPE.A):
+                rtype = QTYPE.AAAA if v6 else QTYPE.A
+                rdata = AAAA(address) if v6 else A(address)
+                reply.add_answer(RR(request.q.qname, rtype, rdata=rdata, ttl=60))
+        return reply
+
+
+class LocalDns(AbstractResolver):
+    """The system resolver's stand-in: asks the test's DNS server, A and AAAA."""
+
+    def __init__(self, port: int) -> None:
+        self.resolver = dns.asyncresolver.Resolver(configure=False)
+        self.resolver.nameservers, self.resolver.port = ["127.0.0.1"], port
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results: list[ResolveResult] = []
+        for rtype, fam in (("A", socket.AF_INET), ("AAAA", socket.AF_INET6)):
+            try:
+                answer = await self.resolver.resolve(host, rtype)
+            except dns.resolver.NoAnswer:
+                continue
+            results += [
+                ResolveResult(
+                    hostname=host, host=r.address, port=port, family=fam, proto=0, flags=0
+                )
+                for r in answer
+            ]
+        if not results:
+            raise OSError(f"{host}: no address")
+        return results
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def dns_port() -> Iterator[int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = DNSServer(Zone(), address="127.0.0.1", port=port)
+    server.start_thread()
+    yield port
+    server.stop()
+
+
+@pytest_asyncio.fixture
+async def receiver() -> AsyncIterator[tuple[Routes, int]]:
+    routes = Routes(
+        {
+            "/hook": Reply(200),
+            "/redirect": Reply(302, b"", {"location": "http://169.254.169.254/latest/meta-data/"}),
+        }
+    )
+    async with serve(routes) as url:
+        yield routes, int(url.rsplit(":", 1)[1])
+
+
+async def send(url: str, dns_port: int, policy: EgressPolicy | None = None) -> list[Any]:
+    config = WebhookConfig(name="hook", url=url, max_attempts=3, backoff=Seconds(0.001))
+    connector: dict[str, Any] = {"resolver": LocalDns(dns_port)}
+    async with guarded_session(policy or EgressPolicy(), **connector) as http:
+        return await deliver(FIRING, config, SendContext(http))
+
+
+def forbidden_connects() -> list[tuple[str, ...]]:
+    return [c for c in CONNECTS if c[0].startswith(("169.254.", "fd00:ec2", "fe80"))]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://metadata.evil.test/latest/meta-data/",
+        "http://linklocal.evil.test:8080/hook",
+        "http://v6meta.evil.test/",
+        "http://169.254.169.254/latest/meta-data/iam/",
+        "http://[fd00:ec2::254]/",
+        "http://[fe80::1]:8080/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://metadata.google.internal:{port}/computeMetadata/v1/",
+    ],
+)
+async def test_link_local_and_metadata_addresses_are_refused_without_a_packet(
+    url: str, dns_port: int, receiver: tuple[Routes, int]
+) -> None:
+    routes, port = receiver
+    CONNECTS.clear()
+    [record] = await send(url.format(port=port), dns_port)  # permanent: no retry
+    assert record.outcome == "failed"
+    assert record.error.startswith("egress refused: ")
+    assert "egress.allow" in record.error
+    assert forbidden_connects() == [] and routes.requests == []
+
+
+async def test_a_name_resolving_to_both_uses_only_the_allowed_address(
+    dns_port: int, receiver: tuple[Routes, int]
+) -> None:
+    routes, port = receiver
+    CONNECTS.clear()
+    [record] = await send(f"http://mixed.evil.test:{port}/hook", dns_port)
+    assert record.outcome == "delivered"
+    assert [r.path for r in routes.requests] == ["/hook"]
+    assert forbidden_connects() == [] and ("127.0.0.1", str(port)) in CONNECTS
+
+
+async def test_a_redirect_to_a_metadata_address_is_refused(
+    dns_port: int, receiver: tuple[Routes, int]
+) -> None:
+    routes, port = receiver
+    CONNECTS.clear()
+    [record] = await send(f"http://ok.test:{port}/redirect", dns_port)
+    assert record.outcome == "failed" and record.error.startswith("egress refused")
+    assert [r.path for r in routes.requests] == ["/redirect"]
+    assert forbidden_connects() == []
+
+
+async def test_an_operator_can_allow_a_name(dns_port: int, receiver: tuple[Routes, int]) -> None:
+    routes, port = receiver
+    policy = EgressPolicy(allow=["metadata.google.internal"])
+    url = f"http://metadata.google.internal:{port}/hook"
+    [record] = await send(url, dns_port, policy)
+    assert record.outcome == "delivered" and len(routes.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "host, address, allow, expected",
+    [
+        ("h", "169.254.169.254", [], True),
+        ("h", "169.254.169.254", ["169.254.169.254"], False),
+        ("h", "169.254.169.254", ["169.254.0.0/16"], False),
+        ("h", "169.254.169.253", ["169.254.169.254/32"], True),
+        ("h", "fe80::1%eth0", [], True),
+        ("h", "fe80::1", ["fe80::/64"], False),
+        ("h", "::ffff:169.254.169.254", [], True),
+        ("h", "100.100.100.200", [], True),
+        ("h", "10.0.0.1", [], False),  # private networks are the operator's business
+        ("h", "127.0.0.1", [], False),
+        ("h", "::1", [], False),
+        ("metadata.goog.", "10.1.2.3", [], True),
+        ("Metadata.Google.Internal", "10.1.2.3", ["metadata.google.internal"], False),
+    ],
+)
+def test_the_address_rule(host: str, address: str, allow: list[str], expected: bool) -> None:
+    assert refused(host, address, EgressPolicy(allow=allow)) is expected
+
+
+def test_a_bad_allow_entry_names_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "vigil.yaml"
+    path.write_text("egress:\n  allow:\n    - 169.254.0.0/16\n    - 'not a/host'\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, env={})
+    assert (error.value.file, error.value.line, error.value.field) == (str(path), 3, "egress.allow")
+    assert "'not a/host'" in error.value.reason
