@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.archiver.service import Archiver
-from services.console.service import serve as serve_console
 from services.evaluator.service import Evaluator
 from services.notifier import redact
 from services.notifier.channels import SendContext
@@ -99,6 +98,9 @@ async def run(
         loops.append(probe.run)
         closers.append(probe_ctx.aclose)
     if CONSOLE in roles and settings.console_port is not None:
+        # Imported here: the pipeline's workers need not load the web framework.
+        from services.console.service import serve as serve_console
+
         loops.append(lambda: serve_console(settings, config, redis, names))
     for consumer in consumers:
         await ensure_group(redis, consumer.stream, consumer.group)

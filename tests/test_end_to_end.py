@@ -163,7 +163,10 @@ async def test_each_service_runs_alone_as_its_own_process(
             for role in ROLES
         ]
         try:
-            await wait_until(lambda: len(receiver.posts("/hook")) == 1, what="firing alert")
+            # Four interpreters start first: on a loaded machine that alone takes seconds.
+            await wait_until(
+                lambda: len(receiver.posts("/hook")) == 1, timeout=45, what="firing alert"
+            )
             target.status = 200
             await wait_until(lambda: len(receiver.posts("/hook")) == 2, what="resolved alert")
             await wait_until(
