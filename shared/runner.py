@@ -87,6 +87,7 @@ async def run(
         )
         consumers += archiver.consumers()
         loops.append(archiver.housekeep_forever)
+        loops.append(archiver.roll_up_forever)
         closers.append(archiver.close)
     if "probe" in roles:
         # The user agent names the worker, so a target can tell which one called.

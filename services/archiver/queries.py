@@ -15,7 +15,7 @@ from typing import Any, Literal
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from services.archiver import histogram
+from services.archiver import histogram, rollups
 from services.archiver.patterns import AlertFacts, Patterns, analyse
 from services.archiver.rollups import hour_of
 
@@ -63,6 +63,7 @@ async def uptime(
     Whole UTC days come from the daily rollups, the partial first and last day
     from the hourly ones: 30 days for 1,000 checks read ~30k + ~48k rows, not 720k.
     """
+    await rollups.refresh(conn)
     keys = _GROUP[level]
     cols = ", ".join(keys)
     since = hour_of(now - window)
@@ -128,6 +129,7 @@ async def latency(
     step: timedelta = timedelta(hours=1),
 ) -> list[LatencyPoint]:
     """Latency percentiles of one check per ``step`` (a whole number of hours)."""
+    await rollups.refresh(conn)
     cur = await conn.execute(
         "SELECT hour, executions, latency_sum, latency_min, latency_max, latency_buckets "
         "FROM check_rollups WHERE tenant = %s AND service = %s AND check_name = %s "

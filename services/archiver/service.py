@@ -3,7 +3,8 @@
 While PostgreSQL is unreachable a handler keeps retrying with back-off instead
 of failing: consumption pauses, entries wait in the stream, nothing is lost.
 A housekeeping loop applies retention, creates partitions ahead, ends
-suppressions, expires stale alerts and trims the streams to the replay window.
+suppressions, expires stale alerts and trims the streams to the replay window;
+a rollup loop folds newly archived hours into the hourly and daily rollups.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from schemas import AlertEvent, CheckResult, DeliveryRecord, Message, MetricSample
-from services.archiver import lifecycle, retention, trim
+from services.archiver import lifecycle, retention, rollups, trim
 from services.archiver.settings import DATED, ArchiveConfig
 from services.archiver.store import TABLES, write
 from shared import metrics
@@ -186,6 +187,8 @@ class Archiver:
         async with await AsyncConnection.connect(
             self.database_url, autocommit=True, options=LOCK_TIMEOUT
         ) as conn:
+            if not dry_run:
+                await rollups.refresh(conn)  # before their raw rows may be dropped
             todo = await retention.plan(conn, self.days, now, self.archive.partitions_ahead)
             if not dry_run:
                 await retention.apply(conn, todo, now)
@@ -206,6 +209,19 @@ class Archiver:
             except (psycopg.Error, RedisError) as exc:
                 log.warning("housekeeping failed, retrying next round: %s", exc)
             await asyncio.sleep(self.archive.prune_every)
+
+    async def roll_up(self) -> int:
+        """Fold the hours writers noted into the rollups; returns how many hours."""
+        async with await AsyncConnection.connect(self.database_url, options=LOCK_TIMEOUT) as conn:
+            return await rollups.refresh(conn)
+
+    async def roll_up_forever(self) -> None:
+        while True:
+            try:
+                await self.roll_up()
+            except psycopg.Error as exc:
+                log.warning("rolling up failed, retrying next round: %s", exc)
+            await asyncio.sleep(self.archive.rollup_every)
 
     async def close(self) -> None:
         for writer in self.writers.values():
