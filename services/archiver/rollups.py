@@ -16,7 +16,6 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from schemas import CheckResult
 from services.archiver import histogram
 
 UP = frozenset({"healthy", "degraded"})
@@ -35,29 +34,32 @@ class Rollup:
     latency_max: float = 0.0
     buckets: list[int] = field(default_factory=lambda: [0] * histogram.SIZE)
 
-    def add(self, result: CheckResult) -> None:
+    def add(self, status: str, latency_ms: float) -> None:
         self.executions += 1
-        self.successes += result.status in UP
-        self.failures += result.status in DOWN
-        self.latency_sum += result.latency_ms
-        self.latency_min = min(self.latency_min, result.latency_ms)
-        self.latency_max = max(self.latency_max, result.latency_ms)
-        self.buckets[histogram.bucket(result.latency_ms)] += 1
+        self.successes += status in UP
+        self.failures += status in DOWN
+        self.latency_sum += latency_ms
+        self.latency_min = min(self.latency_min, latency_ms)
+        self.latency_max = max(self.latency_max, latency_ms)
+        self.buckets[histogram.bucket(latency_ms)] += 1
 
 
 def hour_of(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def aggregate(results: Iterable[CheckResult]) -> dict[Key, Rollup]:
+def aggregate(
+    rows: Iterable[tuple[str, str, str, str, float]], hour: datetime
+) -> dict[Key, Rollup]:
+    """Rollups of one hour's (tenant, service, check, status, latency) rows, in Python
+    for SQLite; PostgreSQL computes the same in SQL (``RECOMPUTE``)."""
     out: dict[Key, Rollup] = {}
-    for r in results:
-        key = (r.tenant, r.service, r.check, hour_of(r.observed_at))
-        out.setdefault(key, Rollup()).add(r)
+    for tenant, service, check, status, latency_ms in rows:
+        out.setdefault((tenant, service, check, hour), Rollup()).add(status, latency_ms)
     return out
 
 
-_COLUMNS = (
+COLUMNS = (
     "tenant, service, check_name, hour, executions, successes, failures, "
     "latency_sum, latency_min, latency_max, latency_buckets"
 )
@@ -81,7 +83,7 @@ WITH per_bucket AS (
     FROM check_results WHERE observed_at >= %(start)s AND observed_at < %(end)s
     GROUP BY 1, 2, 3, 4
 )
-INSERT INTO check_rollups AS r ({_COLUMNS})
+INSERT INTO check_rollups AS r ({COLUMNS})
 SELECT tenant, service, check_name, %(start)s, sum(n), sum(up), sum(down), sum(total),
     min(low), max(high),
     (SELECT array_agg(coalesce(x.n, 0) ORDER BY i)
