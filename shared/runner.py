@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.archiver.service import Archiver
+from services.archiver.sqlite import is_sqlite
 from services.evaluator.service import Evaluator
 from services.notifier import redact
 from services.notifier.channels import SendContext
@@ -129,7 +130,8 @@ def readiness_checks(
             raise RuntimeError("a stream subscriber is not running")
 
     checks: dict[str, ReadinessCheck] = {"redis": redis_ok, "consumers": consumers_ok}
-    if with_database is not None:
+    # An embedded SQLite file needs no server to be reachable.
+    if with_database is not None and not is_sqlite(with_database.database_url):
         url = with_database.database_url
 
         async def postgres_ok() -> None:

@@ -3,7 +3,10 @@ the same tests, parametrised over the URL (``sqlite:///path`` for SQLite)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -191,3 +194,34 @@ async def test_prune_keeps_recent_rows_rollups_and_open_alerts(
     assert count(store_url, "select sum(executions) from check_rollups") == 2
     assert count(store_url, "select count(*) from alerts") == 1  # open: never pruned
     assert count(store_url, "select count(*) from audit_log where action = 'prune'") == 1
+
+
+async def test_commands_migrate_ack_and_uptime(
+    store_url: str, names: StreamNames, redis: Redis
+) -> None:
+    vigil = [sys.executable, "-c", "from shared.cli import main; main()"]
+    env = {"VIGIL_DATABASE_URL": store_url, "VIGIL_OPS_PORT": "0", "PATH": "/usr/bin:/bin"}
+
+    async def run(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [*vigil, *args]
+        return await asyncio.to_thread(
+            subprocess.run, argv, capture_output=True, text=True, env=env
+        )
+
+    out = await run("migrate")
+    assert out.returncode == 0 and "up to date" in out.stdout, out.stderr
+    now = datetime.now(UTC)
+    archiver = Archiver(store_url, names, clock=lambda: now)
+    await archiver.writers[CheckResult](
+        results(now - timedelta(minutes=30), 998, 2), redis.pipeline()
+    )
+    await archiver.writers[AlertEvent]([(b"1-0", alert("firing", now))], redis.pipeline())
+    await archiver.close()
+    out = await run("alerts", "ack", "1", "--by", "dave", "--note", "on it")
+    assert out.returncode == 0 and "is acknowledged" in out.stdout, out.stderr
+    out = await run("alerts", "ack", "1", "--by", "dave")
+    assert out.returncode == 2 and "from acknowledged to acknowledged" in out.stderr
+    out = await run("uptime", "--level", "check")
+    assert out.returncode == 0, out.stderr
+    # 99.8 % against 99.9 %: missed; 2 failures of a budget of 1: -100 % left
+    assert out.stdout.splitlines()[1].split() == ["acme/shop/web", "99.800%", "MISS", "-100.0%"]
