@@ -174,8 +174,12 @@ def register_replay(app: typer.Typer) -> None:
         else:
             raise VigilError("no rules: set VIGIL_CONFIG or pass --rules FILE")
 
-        def progress(n: int) -> None:
-            typer.echo(f"replayed {n:,} results ...", err=True)
+        def progress(n: int, at: datetime) -> None:
+            # stderr: the table or JSON on stdout stays clean for pipes
+            done, upto = f"{100 * f.done(at):.0f}%", at.astimezone(UTC)
+            typer.echo(
+                f"replay: {n:,} results read, up to {upto:%Y-%m-%d %H:%M:%S}Z ({done})", err=True
+            )
 
         text = asyncio.run(
             run_replay(

@@ -23,7 +23,8 @@ from shared.streams import DATA, StreamNames
 PAGE = 5_000
 # Results reach the stream a little after they were observed: read this far past the end.
 ARRIVAL_SLACK_MS = 60_000
-Progress = Callable[[int], None]
+# Called after each page read: results read so far, and the time the last one was observed.
+Progress = Callable[[int, datetime], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,11 @@ class Filter:
     until: datetime
     tenant: str | None = None
     service: str | None = None
+
+    def done(self, at: datetime) -> float:
+        """How far ``at`` is through the range, 0..1."""
+        span = (self.until - self.since).total_seconds()
+        return min(1.0, max(0.0, (at - self.since).total_seconds() / span)) if span > 0 else 1.0
 
     def wants(self, tenant: str, service: str, at: datetime) -> bool:
         return (
@@ -76,7 +82,7 @@ async def from_stream(
     if by_arrival:
         start = str(int(f.since.timestamp() * 1000))
         end = str(int(f.until.timestamp() * 1000) + ARRIVAL_SLACK_MS)
-    read = 0
+    read, latest = 0, f.since
     while True:
         page: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(  # type: ignore[assignment]
             stream, min=start, max=end, count=PAGE
@@ -86,11 +92,12 @@ async def from_stream(
                 message = decoder.decode(fields[DATA])
             except (KeyError, msgspec.DecodeError):
                 continue  # the live pipeline dead-lettered these too
+            latest = max(latest, _when(message))
             if f.wants(message.tenant, message.service, _when(message)):
                 yield message
         read += len(page)
         if progress is not None and page:
-            progress(read)
+            progress(read, latest)
         if len(page) < PAGE:
             return
         start = "(" + page[-1][0].decode()
@@ -114,13 +121,13 @@ async def results_from_archive(
     conn: AsyncConnection[Any], f: Filter, progress: Progress | None = None
 ) -> AsyncIterator[CheckResult]:
     params = (f.since, f.until, f.tenant, f.tenant, f.service, f.service)
-    read = 0
+    read, latest = 0, f.since
     async with conn.cursor(name="replay") as cur:  # server-side: long ranges stream
         await cur.execute(_RESULTS_SQL, params)
         async for row in cur:
-            read += 1
+            read, latest = read + 1, max(latest, row[7])
             if progress is not None and read % PAGE == 0:
-                progress(read)
+                progress(read, latest)
             yield CheckResult(
                 tenant=row[0],
                 service=row[1],
@@ -132,6 +139,8 @@ async def results_from_archive(
                 observed_at=row[7],
                 event_id=row[8],
             )
+    if progress is not None and read % PAGE:
+        progress(read, latest)  # the last, partial page
 
 
 async def alerts_from_archive(conn: AsyncConnection[Any], f: Filter) -> list[AlertEvent]:
