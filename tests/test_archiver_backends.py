@@ -1,5 +1,5 @@
 """The archiver's behaviour on both stores, PostgreSQL and the embedded SQLite:
-the same tests, parametrised over the URL (``sqlite:///path`` for SQLite)."""
+the same tests, parametrised over the URL (``store_url`` in conftest)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -28,13 +27,6 @@ from tests.test_archiver import alert, result
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 H = timedelta(hours=1)
 S = timedelta(seconds=1)
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vigil.db'}"
-    return str(request.getfixturevalue("database_url"))
 
 
 def count(url: str, query: str) -> Any:

@@ -1,4 +1,5 @@
-"""Replay reproduces what the live evaluator fired, from the stream or from the archive."""
+"""Replay reproduces what the live evaluator fired, from the stream or from the archive
+(PostgreSQL or SQLite)."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ async def live_pipeline(redis: Redis, names: StreamNames) -> list[bytes]:
 
 
 async def test_replay_reproduces_the_live_alerts_from_the_stream_then_from_the_archive(
-    redis: Redis, settings: Settings, names: StreamNames, database_url: str
+    redis: Redis, settings: Settings, names: StreamNames, store_url: str
 ) -> None:
     await live_pipeline(redis, names)
     live = [
@@ -82,7 +83,7 @@ async def test_replay_reproduces_the_live_alerts_from_the_stream_then_from_the_a
     ]
     settings = Settings(
         redis_url=settings.redis_url,
-        database_url=database_url,
+        database_url=store_url,
         config_path=None,
         stream_prefix=settings.stream_prefix,
     )
@@ -99,7 +100,7 @@ async def test_replay_reproduces_the_live_alerts_from_the_stream_then_from_the_a
     assert out[0]["at"] == third_failure.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     # Archive everything, then trim the streams as retention would: replay uses the archive.
-    archiver = Archiver(database_url, names, clock=lambda: T0)
+    archiver = Archiver(store_url, names, clock=lambda: T0)
     await archiver.writers[CheckResult](
         [
             (i, msgspec.json.decode(f[b"data"], type=CheckResult))
@@ -175,7 +176,7 @@ async def test_replay_command_prints_a_table(
 
 
 async def test_replay_reports_progress_through_a_long_range(
-    redis: Redis, settings: Settings, names: StreamNames, database_url: str
+    redis: Redis, settings: Settings, names: StreamNames, store_url: str
 ) -> None:
     count = 2 * PAGE + 100  # two whole pages and a partial one
     step = timedelta(hours=1) / count
@@ -210,13 +211,13 @@ async def test_replay_reports_progress_through_a_long_range(
     )
 
     # From the archive once the stream no longer holds the range: the same reports.
-    archiver = Archiver(database_url, names, clock=lambda: T0)
+    archiver = Archiver(store_url, names, clock=lambda: T0)
     ids = [i for i, _ in await redis.xrange(names.results)]
     await archiver.writers[CheckResult](list(zip(ids, healthy, strict=True)), redis.pipeline())
     await archiver.close()
     await redis.xtrim(names.results, minid="9999999999999", approximate=False)
     seen.clear()
-    with_archive = dataclasses.replace(stream_only, database_url=database_url)
+    with_archive = dataclasses.replace(stream_only, database_url=store_url)
     text = await run_replay(
         with_archive, f, RULES, compare=False, output="table", progress=progress
     )
