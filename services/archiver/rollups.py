@@ -127,6 +127,9 @@ async def refresh(conn: AsyncConnection[Any]) -> int:
     recompute, a later statement, sees at least the rows committed with it. Rows
     committed meanwhile leave their own note for the next refresh.
     """
+    # Nothing noted (the usual case for a query): one round trip instead of four.
+    if await (await conn.execute("SELECT 1 FROM check_rollups_pending LIMIT 1")).fetchone() is None:
+        return 0
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
         cur = await conn.execute("DELETE FROM check_rollups_pending RETURNING hour")
