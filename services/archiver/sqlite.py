@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from services.archiver import queries, rollups, sqlite_alerts, sqlite_schema
 from services.archiver.retention import EXTRA_WHERE, Delete, Plan
 from services.archiver.settings import DATED
@@ -50,7 +52,9 @@ def connect(url: str) -> sqlite3.Connection:
 
 
 def _param(value: Any) -> Any:
-    return ts(value) if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        return ts(value)
+    return msgspec.json.encode(value).decode() if isinstance(value, dict) else value
 
 
 def _mark(db: sqlite3.Connection, results: list[Any]) -> None:
