@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
             finally:
                 await redis.aclose()
             verb = "would" if dry_run else "did"
-            for line in plan.lines() or ["nothing to prune in PostgreSQL"]:
+            for line in plan.lines() or ["nothing to prune in the history"]:
                 typer.echo(f"{verb}: {line}")
             for t in trims:
                 typer.echo(f"{verb}: trim {t.entries} entries of {t.stream} before {t.minid}")
