@@ -8,10 +8,15 @@ from typing import Any
 
 import pytest
 from psycopg import AsyncConnection
+from redis.asyncio import Redis
 
 from schemas import CheckResult
 from services.archiver import histogram, rollups
+from services.archiver.service import Archiver
+from services.archiver.settings import ArchiveConfig
 from services.archiver.store import RESULTS, write
+from shared.configbase import Seconds
+from shared.streams import StreamNames
 
 NOW = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
 HOUR = NOW.replace(minute=0)
@@ -125,3 +130,23 @@ async def test_refreshing_while_writers_write_the_same_hour_loses_nothing(
         [row] = await hourly(conn)
         assert row[1:3] == (writers * batches * size, writers * batches * size)
         assert await daily(conn) == [("web", writers * batches * size, writers * batches * size, 0)]
+
+
+async def test_the_archiver_rolls_up_new_hours_by_itself(
+    database_url: str, names: StreamNames, redis: Redis
+) -> None:
+    config = ArchiveConfig(rollup_every=Seconds(0.05))
+    archiver = Archiver(database_url, names, config, clock=lambda: NOW)
+    rolling = asyncio.create_task(archiver.roll_up_forever())
+    try:
+        items = [(f"{i}-0".encode(), result(2.0, minute=i)) for i in range(1, 4)]
+        await archiver.writers[CheckResult](items, redis.pipeline())
+        async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+            deadline = asyncio.get_running_loop().time() + 10
+            while not (rolled := await hourly(conn)):
+                assert asyncio.get_running_loop().time() < deadline, "never rolled up"
+                await asyncio.sleep(0.05)
+    finally:
+        rolling.cancel()
+        await archiver.close()
+    assert [r[:3] for r in rolled] == [("web", 3, 3)]

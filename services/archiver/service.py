@@ -38,6 +38,7 @@ RETRY_CAP_S = 5.0
 # a writer that waits forever and holds up shutdown.
 LOCK_TIMEOUT = "-c lock_timeout=5000"
 Clock = Callable[[], datetime]
+ROLLUP_BUSY_FACTOR = 10
 
 
 def utcnow() -> datetime:
@@ -227,11 +228,15 @@ class Archiver:
 
     async def roll_up_forever(self) -> None:
         while True:
+            started = time.perf_counter()
             try:
                 await self.roll_up()
             except (psycopg.Error, sqlite3.Error) as exc:
                 log.warning("rolling up failed, retrying next round: %s", exc)
-            await asyncio.sleep(self.archive.rollup_every)
+            # A refresh recomputes whole hours: at high volume it grows, and rolling up
+            # then waits ten times as long, so it never takes more than a tenth of the time.
+            took = time.perf_counter() - started
+            await asyncio.sleep(max(self.archive.rollup_every, ROLLUP_BUSY_FACTOR * took))
 
     async def close(self) -> None:
         for writer in self.writers.values():
