@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.archiver.service import Archiver
+from services.archiver.sqlite import is_sqlite
 from services.evaluator.service import Evaluator
 from services.notifier import redact
 from services.notifier.channels import SendContext
@@ -88,6 +89,7 @@ async def run(
         )
         consumers += archiver.consumers()
         loops.append(archiver.housekeep_forever)
+        loops.append(archiver.roll_up_forever)
         closers.append(archiver.close)
     if "probe" in roles:
         # The user agent names the worker, so a target can tell which one called.
@@ -134,7 +136,8 @@ def readiness_checks(
             raise RuntimeError("a stream subscriber is not running")
 
     checks: dict[str, ReadinessCheck] = {"redis": redis_ok, "consumers": consumers_ok}
-    if with_database is not None:
+    # An embedded SQLite file needs no server to be reachable.
+    if with_database is not None and not is_sqlite(with_database.database_url):
         url = with_database.database_url
 
         async def postgres_ok() -> None:

@@ -126,3 +126,11 @@ async def redis(redis_server_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_server_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The archiver's store, once PostgreSQL (a fresh database), once SQLite (a fresh file)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'vigil.db'}"
+    return str(request.getfixturevalue("database_url"))

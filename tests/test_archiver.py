@@ -49,6 +49,8 @@ async def test_a_redelivered_batch_is_archived_once_and_counted_once(
     process = BatchProcessor(redis, names, results_consumer, 5)
     await process(ids, fields)
     await process(ids, fields)  # redelivered after a crash before XACK
+    assert await archiver.roll_up() == 1
+    assert await archiver.roll_up() == 0  # nothing new: the hour is not recomputed again
     await archiver.close()
     archived = rows(
         database_url, "select stream_id, latency_ms, details from check_results order by 2"
@@ -76,6 +78,7 @@ async def test_rows_land_in_their_day_partition_and_rollups_split_by_hour(
         (b"4-0", result(7, midnight + timedelta(hours=1))),
     ]
     await archiver.writers[CheckResult](items, redis.pipeline())
+    assert await archiver.roll_up() == 3
     await archiver.close()
     assert rows(
         database_url, "select tableoid::regclass::text, stream_id from check_results order by 2"

@@ -1,4 +1,5 @@
-"""Replay reproduces what the live evaluator fired, from the stream or from the archive."""
+"""Replay reproduces what the live evaluator fired, from the stream or from the archive
+(PostgreSQL or SQLite)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
+import pytest
 from redis.asyncio import Redis
 
 from schemas import AlertEvent, CheckResult
-from services.archiver.replay import Filter, run_replay
+from services.archiver.replay import PAGE, Filter, run_replay
 from services.archiver.service import Archiver
 from services.evaluator.rules import ConsecutiveRule
 from services.evaluator.service import Evaluator
@@ -66,7 +68,7 @@ async def live_pipeline(redis: Redis, names: StreamNames) -> list[bytes]:
 
 
 async def test_replay_reproduces_the_live_alerts_from_the_stream_then_from_the_archive(
-    redis: Redis, settings: Settings, names: StreamNames, database_url: str
+    redis: Redis, settings: Settings, names: StreamNames, store_url: str
 ) -> None:
     await live_pipeline(redis, names)
     live = [
@@ -81,7 +83,7 @@ async def test_replay_reproduces_the_live_alerts_from_the_stream_then_from_the_a
     ]
     settings = Settings(
         redis_url=settings.redis_url,
-        database_url=database_url,
+        database_url=store_url,
         config_path=None,
         stream_prefix=settings.stream_prefix,
     )
@@ -98,7 +100,7 @@ async def test_replay_reproduces_the_live_alerts_from_the_stream_then_from_the_a
     assert out[0]["at"] == third_failure.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     # Archive everything, then trim the streams as retention would: replay uses the archive.
-    archiver = Archiver(database_url, names, clock=lambda: T0)
+    archiver = Archiver(store_url, names, clock=lambda: T0)
     await archiver.writers[CheckResult](
         [
             (i, msgspec.json.decode(f[b"data"], type=CheckResult))
@@ -168,3 +170,56 @@ async def test_replay_command_prints_a_table(
     assert lines[-1] == (
         "replayed from the stream: 2 fired, 2 resolved; 4 as really happened, 0 different"
     )
+    # progress on stderr, through the range: the last result is 11 minutes into the hour
+    last = T0 + timedelta(minutes=11)
+    assert f"replay: 24 results read, up to {last:%Y-%m-%d %H:%M:%S}Z (18%)" in out.stderr
+
+
+async def test_replay_reports_progress_through_a_long_range(
+    redis: Redis, settings: Settings, names: StreamNames, store_url: str
+) -> None:
+    count = 2 * PAGE + 100  # two whole pages and a partial one
+    step = timedelta(hours=1) / count
+    healthy = [
+        CheckResult(
+            tenant="acme", service="shop", check=f"c{i % 7}", tier="core", status="healthy",
+            latency_ms=1.0, observed_at=T0 + step * i,
+        )
+        for i in range(count)
+    ]  # fmt: skip
+    pipe = redis.pipeline()
+    for r in healthy:
+        pipe.xadd(names.results, encode(r), id=f"{int(r.observed_at.timestamp() * 1000) + 5}-*")
+    await pipe.execute()
+    f = Filter(T0, T0 + timedelta(hours=1))
+    seen: list[tuple[int, datetime]] = []
+
+    def progress(n: int, at: datetime) -> None:
+        seen.append((n, at))
+
+    stream_only = Settings(
+        redis_url=settings.redis_url,
+        database_url="",
+        config_path=None,
+        stream_prefix=settings.stream_prefix,
+    )
+    await run_replay(stream_only, f, RULES, compare=False, output="json", progress=progress)
+    expected = [(PAGE, healthy[PAGE - 1]), (2 * PAGE, healthy[2 * PAGE - 1]), (count, healthy[-1])]
+    assert seen == [(n, r.observed_at) for n, r in expected]
+    assert [f.done(at) for _, at in seen] == pytest.approx(
+        [(n - 1) / count for n, _ in expected], rel=1e-4
+    )
+
+    # From the archive once the stream no longer holds the range: the same reports.
+    archiver = Archiver(store_url, names, clock=lambda: T0)
+    ids = [i for i, _ in await redis.xrange(names.results)]
+    await archiver.writers[CheckResult](list(zip(ids, healthy, strict=True)), redis.pipeline())
+    await archiver.close()
+    await redis.xtrim(names.results, minid="9999999999999", approximate=False)
+    seen.clear()
+    with_archive = dataclasses.replace(stream_only, database_url=store_url)
+    text = await run_replay(
+        with_archive, f, RULES, compare=False, output="table", progress=progress
+    )
+    assert text.endswith("replayed from the archive: 0 fired, 0 resolved")
+    assert [(n, at.astimezone(UTC)) for n, at in seen] == [(n, r.observed_at) for n, r in expected]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 
 import typer
 
 from shared.errors import VigilError
+
+if TYPE_CHECKING:
+    from services.archiver.history import History
 
 T = TypeVar("T")
 alerts_app = typer.Typer(no_args_is_help=True, help="Alert lifecycle: ack, resolve, suppress.")
@@ -39,24 +42,21 @@ def _database_url() -> str:
     return url
 
 
-def _with_conn(work: Callable[[Any], Awaitable[T]]) -> T:
-    from psycopg import AsyncConnection
+def _with_history(work: Callable[[History], Awaitable[T]]) -> T:
+    """Run ``work`` on the history VIGIL_DATABASE_URL names (PostgreSQL or SQLite)."""
+    from services.archiver.history import open_history
 
     async def main() -> T:
-        async with await AsyncConnection.connect(_database_url()) as conn:
-            return await work(conn)
+        async with open_history(_database_url()) as history:
+            return await work(history)
 
     return asyncio.run(main())
 
 
 def _alert_action(to: str, alert_id: int, by: str, note: str, until: str | None = None) -> None:
-    from services.archiver import lifecycle
-
     now = datetime.now(UTC)
     end = parse_time(until, now) if until else None
-    alert = _with_conn(
-        lambda conn: lifecycle.act(conn, alert_id, to, by=by, note=note, now=now, until=end)
-    )
+    alert = _with_history(lambda h: h.act(alert_id, to, by=by, note=note, now=now, until=end))
     extra = f" until {alert.suppressed_until:%Y-%m-%d %H:%M}Z" if alert.suppressed_until else ""
     typer.echo(f"alert {alert.id} ({alert.title}) is {alert.state}{extra}")
 
@@ -95,10 +95,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command("migrate")
     def migrate() -> None:
-        """Apply the PostgreSQL schema migrations (VIGIL_DATABASE_URL)."""
+        """Bring the history schema up to date (VIGIL_DATABASE_URL: PostgreSQL or SQLite)."""
+        from services.archiver import sqlite
         from services.archiver.migrate import upgrade
 
-        upgrade(_database_url())
+        url = _database_url()
+        if sqlite.is_sqlite(url):
+            sqlite.connect(url).close()  # connecting upgrades the schema
+        else:
+            upgrade(url)
         typer.echo("database schema is up to date")
 
     @app.command("prune")
@@ -130,7 +135,7 @@ def register(app: typer.Typer) -> None:
             finally:
                 await redis.aclose()
             verb = "would" if dry_run else "did"
-            for line in plan.lines() or ["nothing to prune in PostgreSQL"]:
+            for line in plan.lines() or ["nothing to prune in the history"]:
                 typer.echo(f"{verb}: {line}")
             for t in trims:
                 typer.echo(f"{verb}: trim {t.entries} entries of {t.stream} before {t.minid}")
@@ -169,8 +174,12 @@ def register_replay(app: typer.Typer) -> None:
         else:
             raise VigilError("no rules: set VIGIL_CONFIG or pass --rules FILE")
 
-        def progress(n: int) -> None:
-            typer.echo(f"replayed {n:,} results ...", err=True)
+        def progress(n: int, at: datetime) -> None:
+            # stderr: the table or JSON on stdout stays clean for pipes
+            done, upto = f"{100 * f.done(at):.0f}%", at.astimezone(UTC)
+            typer.echo(
+                f"replay: {n:,} results read, up to {upto:%Y-%m-%d %H:%M:%S}Z ({done})", err=True
+            )
 
         text = asyncio.run(
             run_replay(
@@ -195,9 +204,7 @@ def register_uptime(app: typer.Typer) -> None:
         if window not in queries.WINDOWS or level not in ("check", "service", "tenant"):
             raise VigilError("--window is 24h, 7d or 30d; --level is check, service or tenant")
         span, by = queries.WINDOWS[window], cast(queries.Level, level)
-        rows = _with_conn(
-            lambda conn: queries.uptime(conn, by, span, datetime.now(UTC), tenant=tenant)
-        )
+        rows = _with_history(lambda h: h.uptime(by, span, datetime.now(UTC), tenant=tenant))
         typer.echo(f"{'series':<40} {'uptime':>9} {'SLA':>5} {'budget left':>12}")
         for u in rows:
             name = "/".join(p for p in (u.tenant, u.service, u.check) if p)

@@ -40,6 +40,26 @@ def next_state(current: str, target: str) -> str:
     return target
 
 
+def changes(current: str, to: str, by: str, at: datetime, until: datetime | None) -> dict[str, Any]:
+    """The columns of an alert that moving it from ``current`` to ``to`` sets."""
+    sets: dict[str, Any] = {"state": next_state(current, to), "updated_at": at}
+    if to == "acknowledged":
+        sets |= {"acknowledged_at": at, "acknowledged_by": by}
+    elif to in ("resolved", "expired"):
+        sets |= {"resolved_at": at, "resolved_by": by}
+    if to == "suppressed":
+        sets["suppressed_until"] = until
+    return sets
+
+
+def check_action(to: str, by: str, now: datetime, until: datetime | None) -> None:
+    """Refuse an action by nobody, or a suppression that would already be over."""
+    if not by:
+        raise AlertActionError("say who acts (--by)")
+    if to == "suppressed" and (until is None or until <= now):
+        raise AlertActionError("a suppression needs an end time in the future")
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     id: int
@@ -84,14 +104,7 @@ async def _move(
     until: datetime | None = None,
     audit: bool = True,
 ) -> None:
-    next_state(alert.state, to)
-    sets = {"state": to, "updated_at": at}
-    if to == "acknowledged":
-        sets |= {"acknowledged_at": at, "acknowledged_by": by}
-    elif to in ("resolved", "expired"):
-        sets |= {"resolved_at": at, "resolved_by": by}
-    if to == "suppressed":
-        sets["suppressed_until"] = until
+    sets = changes(alert.state, to, by, at, until)
     assignments = ", ".join(f"{k} = %({k})s" for k in sets)
     await conn.execute(
         f"UPDATE alerts SET {assignments} WHERE id = %(id)s", sets | {"id": alert.id}
@@ -145,10 +158,7 @@ async def act(
     until: datetime | None = None,
 ) -> Alert:
     """Move one alert to ``to`` on behalf of ``by``; returns the alert afterwards."""
-    if not by:
-        raise AlertActionError("say who acts (--by)")
-    if to == "suppressed" and (until is None or until <= now):
-        raise AlertActionError("a suppression needs an end time in the future")
+    check_action(to, by, now, until)
     async with conn.transaction():
         await _move(conn, await get(conn, alert_id, lock=True), to, by, note, now, until)
     return await get(conn, alert_id)

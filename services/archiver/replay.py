@@ -14,6 +14,8 @@ from psycopg import AsyncConnection
 from redis.asyncio import Redis
 
 from schemas import AlertEvent, CheckResult
+from services.archiver import sqlite, sqlite_replay
+from services.archiver.embedded import Embedded
 from services.archiver.evaluation import DryRun
 from services.archiver.trim import parse_id
 from services.evaluator.rules import AnyRule
@@ -23,7 +25,9 @@ from shared.streams import DATA, StreamNames
 PAGE = 5_000
 # Results reach the stream a little after they were observed: read this far past the end.
 ARRIVAL_SLACK_MS = 60_000
-Progress = Callable[[int], None]
+Archive = AsyncConnection[Any] | Embedded  # PostgreSQL, or SQLite (sqlite:///path)
+# Called after each page read: results read so far, and the time the last one was observed.
+Progress = Callable[[int, datetime], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,11 @@ class Filter:
     until: datetime
     tenant: str | None = None
     service: str | None = None
+
+    def done(self, at: datetime) -> float:
+        """How far ``at`` is through the range, 0..1."""
+        span = (self.until - self.since).total_seconds()
+        return min(1.0, max(0.0, (at - self.since).total_seconds() / span)) if span > 0 else 1.0
 
     def wants(self, tenant: str, service: str, at: datetime) -> bool:
         return (
@@ -76,7 +85,7 @@ async def from_stream(
     if by_arrival:
         start = str(int(f.since.timestamp() * 1000))
         end = str(int(f.until.timestamp() * 1000) + ARRIVAL_SLACK_MS)
-    read = 0
+    read, latest = 0, f.since
     while True:
         page: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(  # type: ignore[assignment]
             stream, min=start, max=end, count=PAGE
@@ -86,11 +95,12 @@ async def from_stream(
                 message = decoder.decode(fields[DATA])
             except (KeyError, msgspec.DecodeError):
                 continue  # the live pipeline dead-lettered these too
+            latest = max(latest, _when(message))
             if f.wants(message.tenant, message.service, _when(message)):
                 yield message
         read += len(page)
         if progress is not None and page:
-            progress(read)
+            progress(read, latest)
         if len(page) < PAGE:
             return
         start = "(" + page[-1][0].decode()
@@ -114,13 +124,13 @@ async def results_from_archive(
     conn: AsyncConnection[Any], f: Filter, progress: Progress | None = None
 ) -> AsyncIterator[CheckResult]:
     params = (f.since, f.until, f.tenant, f.tenant, f.service, f.service)
-    read = 0
+    read, latest = 0, f.since
     async with conn.cursor(name="replay") as cur:  # server-side: long ranges stream
         await cur.execute(_RESULTS_SQL, params)
         async for row in cur:
-            read += 1
+            read, latest = read + 1, max(latest, row[7])
             if progress is not None and read % PAGE == 0:
-                progress(read)
+                progress(read, latest)
             yield CheckResult(
                 tenant=row[0],
                 service=row[1],
@@ -132,6 +142,8 @@ async def results_from_archive(
                 observed_at=row[7],
                 event_id=row[8],
             )
+    if progress is not None and read % PAGE:
+        progress(read, latest)  # the last, partial page
 
 
 async def alerts_from_archive(conn: AsyncConnection[Any], f: Filter) -> list[AlertEvent]:
@@ -143,6 +155,27 @@ async def alerts_from_archive(conn: AsyncConnection[Any], f: Filter) -> list[Ale
     )
     decoder = msgspec.json.Decoder(AlertEvent)
     events = [decoder.decode(row[0]) for row in await cur.fetchall()]
+    return [e for e in events if f.wants(e.tenant, e.service, _when(e))]
+
+
+async def results_from_sqlite(
+    embedded: Embedded, f: Filter, progress: Progress | None = None
+) -> AsyncIterator[CheckResult]:
+    """``results_from_archive`` for a SQLite archive: a page at a time from one cursor."""
+    cur = await embedded.run(sqlite_replay.open_results, f.since, f.until, f.tenant, f.service)
+    read, latest = 0, f.since
+    while rows := await embedded.run(lambda _: cur.fetchmany(PAGE)):
+        for row in rows:
+            message = sqlite_replay.result(row)
+            latest = max(latest, message.observed_at)
+            yield message
+        read += len(rows)
+        if progress is not None:
+            progress(read, latest)
+
+
+async def alerts_from_sqlite(embedded: Embedded, f: Filter) -> list[AlertEvent]:
+    events = await embedded.run(sqlite_replay.alerts, f.since, f.until)
     return [e for e in events if f.wants(e.tenant, e.service, _when(e))]
 
 
@@ -221,20 +254,24 @@ def as_json(lines: Sequence[Line]) -> str:
 async def results(
     redis: Redis,
     names: StreamNames,
-    conn: AsyncConnection[Any] | None,
+    conn: Archive | None,
     f: Filter,
     progress: Progress | None = None,
 ) -> tuple[str, AsyncIterator[CheckResult]]:
     """The results to replay and where they come from ("stream" or "archive")."""
     if await stream_holds(redis, names.results, f.since) or conn is None:
         return "stream", from_stream(redis, names.results, CheckResult, f, progress)
+    if isinstance(conn, Embedded):
+        return "archive", results_from_sqlite(conn, f, progress)
     return "archive", results_from_archive(conn, f, progress)
 
 
 async def actual_alerts(
-    redis: Redis, names: StreamNames, conn: AsyncConnection[Any] | None, f: Filter
+    redis: Redis, names: StreamNames, conn: Archive | None, f: Filter
 ) -> list[AlertEvent]:
     """What really fired: the archive is the durable record; without one, the stream."""
+    if isinstance(conn, Embedded):
+        return await alerts_from_sqlite(conn, f)
     if conn is not None:
         return await alerts_from_archive(conn, f)
     alerts = from_stream(redis, names.alerts, AlertEvent, f, by_arrival=False)
@@ -253,7 +290,12 @@ async def run_replay(
     """What ``vigil replay`` prints."""
     names = StreamNames(settings.stream_prefix)
     redis = Redis.from_url(settings.redis_url)
-    conn = await AsyncConnection.connect(settings.database_url) if settings.database_url else None
+    url = settings.database_url
+    conn: Archive | None = None
+    if sqlite.is_sqlite(url):
+        conn = Embedded(url)
+    elif url:
+        conn = await AsyncConnection.connect(url)
     try:
         source, stream = await results(redis, names, conn, f, progress)
         replayed = await replay(stream, rules)

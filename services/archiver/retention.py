@@ -16,7 +16,7 @@ from services.archiver.lifecycle import log_audit
 from services.archiver.settings import DATED
 
 # Open alerts are never pruned, however old: someone still has to act on them.
-_EXTRA_WHERE = {"alerts": "AND state IN ('resolved', 'expired')"}
+EXTRA_WHERE = {"alerts": "AND state IN ('resolved', 'expired')"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ async def plan(conn: AsyncConnection[Any], days: dict[str, int], now: datetime, 
             continue
         before = now.astimezone(UTC) - timedelta(days=days[table])
         cur = await conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE {} < %s " + _EXTRA_WHERE.get(table, "")).format(
+            sql.SQL("SELECT count(*) FROM {} WHERE {} < %s " + EXTRA_WHERE.get(table, "")).format(
                 sql.Identifier(table), sql.Identifier(column)
             ),
             (before,),
@@ -82,9 +82,9 @@ async def apply(conn: AsyncConnection[Any], todo: Plan, now: datetime) -> None:
     for delete in todo.deletes:
         async with conn.transaction():
             await conn.execute(
-                sql.SQL(
-                    "DELETE FROM {} WHERE {} < %s " + _EXTRA_WHERE.get(delete.table, "")
-                ).format(sql.Identifier(delete.table), sql.Identifier(DATED[delete.table])),
+                sql.SQL("DELETE FROM {} WHERE {} < %s " + EXTRA_WHERE.get(delete.table, "")).format(
+                    sql.Identifier(delete.table), sql.Identifier(DATED[delete.table])
+                ),
                 (delete.before,),
             )
     by_table: dict[str, list[str]] = {}

@@ -31,6 +31,7 @@ class ArchiveConfig(ConfigStruct, frozen=True, kw_only=True):
     replay_window: Seconds = Seconds(86400)
     prune_every: Seconds = Seconds(3600)
     alert_ttl: Seconds = Seconds(86400)
+    rollup_every: Seconds = Seconds(5)  # how stale rollups may get between queries
 
     def __post_init__(self) -> None:
         for table in self.retention:

@@ -16,10 +16,11 @@ from typing import Any
 import msgspec
 import psycopg
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
+from psycopg.types.json import set_json_dumps
 
 from schemas import AlertEvent, CheckResult, DeliveryRecord, Message, MetricSample
 from services.archiver import lifecycle, partitions, rollups
+from shared import metrics
 
 Item = tuple[bytes, Any]
 OnNew = Callable[[AsyncConnection[Any], list[Any]], Awaitable[None]]
@@ -31,14 +32,11 @@ class Table:
 
     name: str
     columns: tuple[str, ...]
+    types: tuple[str, ...]  # PostgreSQL type of each column: COPY sends them binary
     row: Callable[[bytes, Any], Sequence[Any]]
     key: tuple[str, ...] = ("stream_id",)
     dated_by: Callable[[Any], datetime] | None = None  # set for partitioned tables
     on_new: OnNew | None = None
-
-
-def _json(value: dict[str, Any]) -> Jsonb:
-    return Jsonb(value, dumps=lambda v: msgspec.json.encode(v).decode())
 
 
 RESULTS = Table(
@@ -55,6 +53,7 @@ RESULTS = Table(
         "details",
         "observed_at",
     ),
+    ("text",) * 7 + ("float8", "jsonb", "timestamptz"),
     lambda sid, r: (
         sid.decode(),
         r.event_id,
@@ -64,12 +63,12 @@ RESULTS = Table(
         r.tier,
         r.status,
         r.latency_ms,
-        _json(r.details),
+        r.details,
         r.observed_at,
     ),
     key=("stream_id", "observed_at"),
     dated_by=lambda r: r.observed_at,
-    on_new=rollups.add,
+    on_new=rollups.mark,
 )
 METRICS = Table(
     "metric_samples",
@@ -83,6 +82,7 @@ METRICS = Table(
         "labels",
         "observed_at",
     ),
+    ("text",) * 5 + ("float8", "jsonb", "timestamptz"),
     lambda sid, m: (
         sid.decode(),
         m.event_id,
@@ -90,7 +90,7 @@ METRICS = Table(
         m.service,
         m.metric,
         m.value,
-        _json(m.labels),
+        m.labels,
         m.observed_at,
     ),
     key=("stream_id", "observed_at"),
@@ -117,6 +117,7 @@ ALERTS = Table(
         "source",
         "correlation_id",
     ),
+    ("text",) * 10 + ("float8", "float8", "jsonb", "timestamptz", "timestamptz", "text", "text"),
     lambda sid, a: (
         sid.decode(),
         a.event_id,
@@ -130,7 +131,7 @@ ALERTS = Table(
         a.message,
         a.value,
         a.threshold,
-        _json(a.labels),
+        a.labels,
         a.started_at,
         a.ended_at,
         a.source,
@@ -156,6 +157,7 @@ DELIVERIES = Table(
         "at",
         "correlation_id",
     ),
+    ("text",) * 7 + ("int4", "text", "int4", "float8", "text", "timestamptz", "text"),
     lambda sid, d: (
         sid.decode(),
         d.event_id,
@@ -188,6 +190,13 @@ class Outcome:
     expired: int = 0  # older than retention: their partition is gone, not re-created
 
 
+def observe(table: str, outcome: Outcome, seconds: float) -> None:
+    """A written batch on /metrics: commit latency and rows by kind."""
+    metrics.ARCHIVE_COMMIT_SECONDS.labels(table).observe(seconds)
+    for kind in ("new", "duplicate", "expired"):
+        metrics.ARCHIVED_ROWS.labels(table, kind).inc(getattr(outcome, kind))
+
+
 def keep_fresh(
     table: Table, items: Sequence[Item], today: date, retention_days: int
 ) -> tuple[list[Item], set[date]]:
@@ -207,10 +216,14 @@ def keep_fresh(
 async def _copy(
     conn: AsyncConnection[Any], table: Table, target: str, items: Sequence[Item]
 ) -> None:
-    statement = f"COPY {target} ({', '.join(table.columns)}) FROM STDIN"
-    async with conn.cursor() as cur, cur.copy(statement) as copy:
-        for entry_id, message in items:
-            await copy.write_row(table.row(entry_id, message))
+    # Binary: a third less Python time per row than text, and no parsing on the server.
+    statement = f"COPY {target} ({', '.join(table.columns)}) FROM STDIN (FORMAT BINARY)"
+    async with conn.cursor() as cur:
+        set_json_dumps(msgspec.json.encode, context=cur)  # JSON columns: dicts, by msgspec
+        async with cur.copy(statement) as copy:
+            copy.set_types(list(table.types))
+            for entry_id, message in items:
+                await copy.write_row(table.row(entry_id, message))
 
 
 async def _insert_new(conn: AsyncConnection[Any], table: Table, items: Sequence[Item]) -> list[Any]:
