@@ -1,7 +1,7 @@
 """API tokens of the operations console.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 
 Only a SHA-256 of each token is kept: a leaked table grants nothing. ``tenant`` NULL
 means the token sees every tenant.
@@ -10,7 +10,7 @@ means the token sees every tenant.
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
