@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from services.archiver.cli import _with_conn
 from shared.errors import VigilError
 
+T = TypeVar("T")
+
 token_app = typer.Typer(no_args_is_help=True, help="API tokens of the console and its API.")
+
+
+def _with_conn(work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work`` with a connection to VIGIL_DATABASE_URL (tokens live in PostgreSQL)."""
+    from psycopg import AsyncConnection
+
+    from shared.settings import Settings
+
+    url = Settings.from_env().database_url
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise VigilError("API tokens need VIGIL_DATABASE_URL to name a PostgreSQL database")
+
+    async def main() -> T:
+        async with await AsyncConnection.connect(url) as conn:
+            return await work(conn)
+
+    return asyncio.run(main())
 
 
 @token_app.command("create")
