@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -128,6 +129,41 @@ async def test_rate_limit_queues_instead_of_dropping(
         elapsed = time.monotonic() - started
     assert len(stub.posts()) == 6  # none dropped
     assert elapsed >= 0.9  # 6 sends at 2 per 0.5 s: the last waits about a second
+
+
+async def test_rate_limit_holds_across_two_notifier_instances(
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession, redis_server_url: str
+) -> None:
+    per = 0.4
+    limited = WebhookConfig(name="pd", url="", rate_limit=RateLimit(count=2, per=Seconds(per)))
+    await ensure_group(redis, names.alerts, GROUP)
+    for i in range(8):
+        await redis.xadd(names.alerts, encode(msgspec.structs.replace(FIRING, event_id=f"e{i}")))
+    with HttpStub() as stub:
+        config = Config(
+            channels=[msgspec.structs.replace(limited, url=stub.url)],
+            routes=[Route(channels=["pd"])],
+        )
+
+        async def instance(consumer: str) -> None:
+            # Its own Redis client and its own Notifier: nothing shared but the server.
+            own = Redis.from_url(redis_server_url)
+            try:
+                n = Notifier(config, own, names, SendContext(http))
+                [[_, entries]] = await own.xreadgroup(GROUP, consumer, {names.alerts: ">"}, 4)
+                await BatchProcessor(own, names, n.consumer(), 5)(
+                    [i for i, _ in entries], [f for _, f in entries]
+                )
+            finally:
+                await own.aclose()
+
+        await asyncio.gather(instance("a"), instance("b"))
+    arrivals = sorted(r.at for r in stub.posts())
+    assert len(arrivals) == 8  # none dropped
+    # At most 2 per 0.4 s in total (a per-process limit would let 4 through at once);
+    # 0.1 s of slack for the time between a reserved slot and the request's arrival.
+    assert all(later - first >= per - 0.1 for first, later in zip(arrivals, arrivals[2:]))
+    assert arrivals[-1] - arrivals[0] >= 3 * per - 0.1
 
 
 # ---- crash after send ----

@@ -2,7 +2,10 @@
 
 Idempotency: before sending, ``SET sent:{event}:{channel} sending NX GET``; a
 value of ``sent`` means an earlier delivery of this entry already got through
-(the worker died before acknowledging), so it is not sent again.
+(the worker died before acknowledging), so it is not sent again. The claims of
+a batch, its ``sent``/``failed`` marks and its delivery records each go to Redis
+as one script call, not one command per send: per-send commands cost more
+Python time than the HTTP requests themselves.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -19,14 +24,15 @@ from redis.exceptions import RedisError
 
 from schemas import AlertEvent, DeliveryRecord
 from services.notifier.channels import SendContext
-from services.notifier.delivery import Limiters, correlation, deliver
+from services.notifier.delivery import correlation, deliver
 from services.notifier.grouping import GROUP_SOURCE, Groups, summary
+from services.notifier.ratelimit import Limiters
 from services.notifier.routing import matching_routes
 from services.notifier.templates import Templates
 from shared import metrics
 from shared.config import Config
 from shared.consumer import Consumer
-from shared.streams import Codec, Rejected, StreamNames, deadletter_fields, encode
+from shared.streams import Codec, Rejected, StreamNames, deadletter_fields
 
 log = logging.getLogger(__name__)
 GROUP = "notifier"
@@ -34,13 +40,34 @@ SENT_TTL_S = 7 * 24 * 3600
 SENDING_TTL_S = 3600
 GROUP_TICK_S = 0.25
 MAX_IN_FLIGHT = 64
+# Batched idempotency claims and marks: one command per batch instead of one per send.
+# KEYS are sent-keys; the claim returns each key's value before ('' when it was unset).
+_CLAIM = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('SET', key, 'sending', 'NX', 'EX', ARGV[1], 'GET') or ''
+end
+return out
+"""
+_MARK = """
+for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1]) end
+return #KEYS
+"""
+# KEYS[1] is the deliveries stream; each ARGV one encoded DeliveryRecord.
+_APPEND = """
+for _, body in ipairs(ARGV) do redis.call('XADD', KEYS[1], '*', 'data', body) end
+return #ARGV
+"""
 Job = tuple[bytes, AlertEvent, str, Templates | None]  # entry, alert, channel, templates
 
 
 class Notifier:
     def __init__(self, config: Config, redis: Redis, names: StreamNames, ctx: SendContext) -> None:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
-        self.limiters = Limiters()
+        self.limiters = Limiters(redis, names)
+        self._claim = redis.register_script(_CLAIM)
+        self._mark = redis.register_script(_MARK)
+        self._append = redis.register_script(_APPEND)
         self.groups = Groups(redis, names)
         # Sends in flight at once: more would only queue inside the HTTP pools,
         # where the wait eats into each request's timeout.
@@ -123,16 +150,15 @@ class Notifier:
         for job in jobs:
             unique.setdefault((job[1].event_id, job[2]), job)
         jobs = list(unique.values())
-        claims = self.redis.pipeline(transaction=False)
-        for _, alert, name, _t in jobs:
-            claims.set(self._sent_key(alert, name), "sending", nx=True, ex=SENDING_TTL_S, get=True)
-        previous = await claims.execute() if jobs else []
+        if not jobs:
+            return
+        keys = [self._sent_key(alert, name) for _, alert, name, _t in jobs]
+        previous = await self._claim(keys=keys, args=[SENDING_TTL_S])
         todo = [job for job, before in zip(jobs, previous, strict=True) if before != b"sent"]
+        records: list[DeliveryRecord] = []
         for (_, alert, name, _t), before in zip(jobs, previous, strict=True):
             if before == b"sent":  # delivered before a crash: say so, do not send again
-                skipped = self._skipped(alert, name)
-                _count(skipped)
-                pipe.xadd(self.names.deliveries, encode(skipped))
+                records.append(self._skipped(alert, name))
         results = await asyncio.gather(
             *(
                 deliver(
@@ -146,18 +172,13 @@ class Notifier:
                 for _, alert, name, templates in todo
             )
         )
-        done = self.redis.pipeline(transaction=False)
-        for (entry_id, alert, name, _t), records in zip(todo, results, strict=True):
-            final = records[-1]
-            done.set(
-                self._sent_key(alert, name),
-                "sent" if final.outcome == "delivered" else "failed",
-                ex=SENT_TTL_S,
-            )
-            for record in records:
-                _count(record)
-                pipe.xadd(self.names.deliveries, encode(record))
-            log.info(
+        marks: list[str] = []
+        for (entry_id, alert, name, _t), attempts in zip(todo, results, strict=True):
+            final = attempts[-1]
+            marks.append("sent" if final.outcome == "delivered" else "failed")
+            records += attempts
+            log.log(
+                logging.DEBUG if final.outcome == "delivered" else logging.INFO,
                 "alert %s to %s: %s after %d attempt(s)",
                 alert.event_id,
                 name,
@@ -168,7 +189,16 @@ class Notifier:
             if final.outcome == "failed":
                 self._dead_letter(pipe, entry_id, alert, final)
         if todo:
-            await done.execute()
+            done = [self._sent_key(alert, name) for _, alert, name, _t in todo]
+            await self._mark(keys=done, args=[SENT_TTL_S, *marks])
+        for record in records:
+            _count(record)
+        # One command for all records: per-entry XADDs cost more Python than the sends.
+        await self._append(  # queued on the pipeline, sent with its transaction
+            keys=[self.names.deliveries],
+            args=[msgspec.json.encode(r) for r in records],
+            client=pipe,
+        )
 
     def _skipped(self, alert: AlertEvent, name: str) -> DeliveryRecord:
         return DeliveryRecord(
@@ -199,7 +229,12 @@ class Notifier:
 
 
 def _count(record: DeliveryRecord) -> None:
-    metrics.DELIVERIES.labels(record.channel, record.channel_type, record.outcome).inc()
+    _counter(record.channel, record.channel_type, record.outcome).inc()
+
+
+@lru_cache(maxsize=4096)
+def _counter(channel: str, kind: str, outcome: str) -> Any:
+    return metrics.DELIVERIES.labels(channel, kind, outcome)
 
 
 def _context(alert: AlertEvent, record: DeliveryRecord) -> dict[str, object]:
