@@ -64,6 +64,7 @@ Job = tuple[bytes, AlertEvent, str, Templates | None]  # entry, alert, channel, 
 class Notifier:
     def __init__(self, config: Config, redis: Redis, names: StreamNames, ctx: SendContext) -> None:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
+        self.channels = {c.name: c for c in config.channels}
         self.limiters = Limiters(redis, names)
         self._claim = redis.register_script(_CLAIM)
         self._mark = redis.register_script(_MARK)
@@ -107,10 +108,14 @@ class Notifier:
             for i in taken:
                 route = routes[i]
                 if route.group_by and alert.source != GROUP_SOURCE:
-                    self.groups.add(pipe, i, route, alert, now)
+                    # A group's message speaks for many alerts: one person's
+                    # acknowledgement of one of them is not news for it.
+                    if alert.state != "acknowledged":
+                        self.groups.add(pipe, i, route, alert, now)
                     continue
                 for name in route.channels:
-                    chosen.setdefault(name, route.templates)
+                    if self.channels[name].sends(alert):
+                        chosen.setdefault(name, route.templates)
             jobs += [(entry_id, alert, name, templates) for name, templates in chosen.items()]
         await self.send(jobs, pipe)
 
@@ -163,7 +168,7 @@ class Notifier:
             *(
                 deliver(
                     alert,
-                    self.config.channel(name),
+                    self.channels[name],
                     self.ctx,
                     templates,
                     self.limiters,
@@ -206,8 +211,8 @@ class Notifier:
             fingerprint=alert.fingerprint,
             tenant=alert.tenant,
             channel=name,
-            channel_type=self.config.channel(name).kind,
-            target=self.config.channel(name).target(),
+            channel_type=self.channels[name].kind,
+            target=self.channels[name].target(),
             attempt=1,
             outcome="skipped",
             error="already delivered",

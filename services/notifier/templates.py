@@ -16,8 +16,15 @@ from jinja2.sandbox import SandboxedEnvironment
 from schemas import AlertEvent
 from shared.configbase import ConfigStruct
 
-# Resolved is green whatever the severity; firing takes the severity's colour.
-COLORS = {"critical": "#D93F0B", "warning": "#F2A900", "info": "#1F78D1", "resolved": "#2EB886"}
+# Resolved is green and acknowledged grey whatever the severity; firing takes the
+# severity's colour.
+COLORS = {
+    "critical": "#D93F0B",
+    "warning": "#F2A900",
+    "info": "#1F78D1",
+    "resolved": "#2EB886",
+    "acknowledged": "#8E8E8E",
+}
 
 DEFAULT_TITLE = (
     "[{{ state|upper }}{% if state == 'firing' %}:{{ severity }}{% endif %}] "
@@ -105,7 +112,7 @@ class Notification:
 
 
 def color_of(alert: AlertEvent) -> str:
-    return COLORS["resolved" if alert.state == "resolved" else alert.severity]
+    return COLORS[alert.severity if alert.state == "firing" else alert.state]
 
 
 def _num(value: float) -> str:

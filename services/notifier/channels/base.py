@@ -13,6 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 from yarl import URL
 
+from schemas import AlertEvent
 from services.notifier.templates import Notification
 from shared.configbase import ConfigStruct, Seconds
 from shared.errors import ChannelError
@@ -46,6 +47,11 @@ class ChannelConfig(ConfigStruct, frozen=True, kw_only=True):
     def target(self) -> str:
         """Where this destination sends, safe to record (no secret); override per type."""
         return ""
+
+    def sends(self, alert: AlertEvent) -> bool:
+        """Whether this destination hears of ``alert`` at all; override per type (SMS and
+        Alertmanager-shaped webhooks say nothing on acknowledgements)."""
+        return True
 
     def secrets(self) -> list[str]:
         """The secret values of this destination (non-empty ones)."""
