@@ -29,6 +29,7 @@ from shared.consumer import BatchProcessor
 from shared.errors import ConfigError
 from shared.streams import StreamNames, encode, ensure_group
 from tests.support.http import HttpStub
+from tests.support.wait import wait_until
 from tests.test_channels import FIRING
 
 FAST = {"backoff": Seconds(0.001)}
@@ -193,6 +194,45 @@ async def test_crash_after_send_then_reclaim_sends_no_duplicate(
     assert (await redis.xpending(names.alerts, GROUP))["pending"] == 0
     assert [(r.outcome, r.error) for r in await records(redis, names)] == [
         ("skipped", "already delivered")
+    ]
+
+
+async def test_crash_while_a_slow_retry_holds_the_batch_repeats_no_finished_send(
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+) -> None:
+    with HttpStub() as fast, HttpStub(script=[503]) as slow:
+        config = Config(
+            channels=[
+                WebhookConfig(name="fast", url=fast.url),
+                # The first answer is 503, then a long back-off keeps the batch open.
+                WebhookConfig(name="slow", url=slow.url, max_attempts=2, backoff=Seconds(30)),
+            ],
+            routes=[Route(channels=["fast", "slow"])],
+        )
+        n = Notifier(config, redis, names, SendContext(http))
+        await ensure_group(redis, names.alerts, GROUP)
+        await redis.xadd(names.alerts, encode(FIRING))
+        [[_, entries]] = await redis.xreadgroup(GROUP, "w1", {names.alerts: ">"})
+        fast_key = n.sent.key(FIRING.event_id, "fast")
+
+        async def fast_marked() -> bool:
+            return bool(len(slow.posts()) == 1 and await redis.get(fast_key) == b"sent")
+
+        async with asyncio.TaskGroup() as tasks:
+            worker = tasks.create_task(
+                n.handle([(i, FIRING) for i, _ in entries], redis.pipeline(transaction=True))
+            )
+            await wait_until(fast_marked, timeout=5, what="the fast send marked while slow waits")
+            worker.cancel()  # worker 1 dies mid-batch: no records, no XACK
+        _, claimed, _ = await redis.xautoclaim(names.alerts, GROUP, "w2", 0)
+        await BatchProcessor(
+            redis, names, Notifier(config, redis, names, SendContext(http)).consumer(), 5
+        )([i for i, _ in claimed], [f for _, f in claimed], reclaimed=True)
+    assert len(fast.posts()) == 1  # finished before the crash: not repeated
+    assert len(slow.posts()) == 2  # unfinished: tried again by worker 2, and delivered
+    assert sorted((r.channel, r.outcome) for r in await records(redis, names)) == [
+        ("fast", "skipped"),
+        ("slow", "delivered"),
     ]
 
 

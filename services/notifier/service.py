@@ -1,11 +1,11 @@
 """Notifier stream adapter: alert events in, deliveries and delivery records out.
 
-Idempotency: before sending, ``SET sent:{event}:{channel} sending NX GET``; a
-value of ``sent`` means an earlier delivery of this entry already got through
-(the worker died before acknowledging), so it is not sent again. The claims of
-a batch, its ``sent``/``failed`` marks and its delivery records each go to Redis
-as one script call, not one command per send: per-send commands cost more
-Python time than the HTTP requests themselves.
+Idempotency (``sent.py``): before sending, ``SET sent:{event}:{channel} sending
+NX GET``; a value of ``sent`` means an earlier delivery of this entry already got
+through (the worker died before acknowledging), so it is not sent again. Claims,
+marks and the batch's delivery records go to Redis as script calls over many
+sends, not one command per send: per-send commands cost more Python time than
+the HTTP requests themselves.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from services.notifier.delivery import correlation, deliver
 from services.notifier.grouping import GROUP_SOURCE, Groups, summary
 from services.notifier.ratelimit import Limiters
 from services.notifier.routing import matching_routes
+from services.notifier.sent import SentRecords
 from services.notifier.templates import Templates
 from shared import metrics
 from shared.config import Config
@@ -36,23 +37,8 @@ from shared.streams import Codec, Rejected, StreamNames, deadletter_fields
 
 log = logging.getLogger(__name__)
 GROUP = "notifier"
-SENT_TTL_S = 7 * 24 * 3600
-SENDING_TTL_S = 3600
 GROUP_TICK_S = 0.25
 MAX_IN_FLIGHT = 64
-# Batched idempotency claims and marks: one command per batch instead of one per send.
-# KEYS are sent-keys; the claim returns each key's value before ('' when it was unset).
-_CLAIM = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = redis.call('SET', key, 'sending', 'NX', 'EX', ARGV[1], 'GET') or ''
-end
-return out
-"""
-_MARK = """
-for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1]) end
-return #KEYS
-"""
 # KEYS[1] is the deliveries stream; each ARGV one encoded DeliveryRecord.
 _APPEND = """
 for _, body in ipairs(ARGV) do redis.call('XADD', KEYS[1], '*', 'data', body) end
@@ -66,8 +52,7 @@ class Notifier:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
         self.channels = {c.name: c for c in config.channels}
         self.limiters = Limiters(redis, names)
-        self._claim = redis.register_script(_CLAIM)
-        self._mark = redis.register_script(_MARK)
+        self.sent = SentRecords(redis, names)
         self._append = redis.register_script(_APPEND)
         self.groups = Groups(redis, names)
         # Sends in flight at once: more would only queue inside the HTTP pools,
@@ -84,9 +69,6 @@ class Notifier:
 
     def consumer(self) -> Consumer[AlertEvent]:
         return Consumer(self.names.alerts, GROUP, Codec(AlertEvent), self.handle)
-
-    def _sent_key(self, alert: AlertEvent, channel: str) -> str:
-        return self.names.key(f"sent:{alert.event_id}:{channel}")
 
     async def handle(self, items: list[tuple[bytes, AlertEvent]], pipe: Pipeline) -> None:
         jobs: list[Job] = []
@@ -157,30 +139,16 @@ class Notifier:
         jobs = list(unique.values())
         if not jobs:
             return
-        keys = [self._sent_key(alert, name) for _, alert, name, _t in jobs]
-        previous = await self._claim(keys=keys, args=[SENDING_TTL_S])
+        previous = await self.sent.claim([self.sent.key(j[1].event_id, j[2]) for j in jobs])
         todo = [job for job, before in zip(jobs, previous, strict=True) if before != b"sent"]
         records: list[DeliveryRecord] = []
         for (_, alert, name, _t), before in zip(jobs, previous, strict=True):
             if before == b"sent":  # delivered before a crash: say so, do not send again
                 records.append(self._skipped(alert, name))
-        results = await asyncio.gather(
-            *(
-                deliver(
-                    alert,
-                    self.channels[name],
-                    self.ctx,
-                    templates,
-                    self.limiters,
-                    gate=self.gate,
-                )
-                for _, alert, name, templates in todo
-            )
-        )
-        marks: list[str] = []
+        results = await asyncio.gather(*(self._deliver(job) for job in todo))
+        await self.sent.flush()
         for (entry_id, alert, name, _t), attempts in zip(todo, results, strict=True):
             final = attempts[-1]
-            marks.append("sent" if final.outcome == "delivered" else "failed")
             records += attempts
             log.log(
                 logging.DEBUG if final.outcome == "delivered" else logging.INFO,
@@ -193,9 +161,6 @@ class Notifier:
             )
             if final.outcome == "failed":
                 self._dead_letter(pipe, entry_id, alert, final)
-        if todo:
-            done = [self._sent_key(alert, name) for _, alert, name, _t in todo]
-            await self._mark(keys=done, args=[SENT_TTL_S, *marks])
         for record in records:
             _count(record)
         # One command for all records: per-entry XADDs cost more Python than the sends.
@@ -204,6 +169,13 @@ class Notifier:
             args=[msgspec.json.encode(r) for r in records],
             client=pipe,
         )
+
+    async def _deliver(self, job: Job) -> list[DeliveryRecord]:
+        _, alert, name, templates = job
+        config = self.channels[name]
+        attempts = await deliver(alert, config, self.ctx, templates, self.limiters, gate=self.gate)
+        self.sent.mark(self.sent.key(alert.event_id, name), attempts[-1].outcome == "delivered")
+        return attempts
 
     def _skipped(self, alert: AlertEvent, name: str) -> DeliveryRecord:
         return DeliveryRecord(
