@@ -374,10 +374,24 @@ async def test_inapp_notifications_are_stored_per_tenant(
 
 def test_cli_lists_every_channel_type() -> None:
     result = CliRunner().invoke(app, ["channels"])
-    lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == sorted(CHANNELS)
-    assert all(len(line.split(maxsplit=1)) == 2 for line in lines)
-    assert len(CHANNELS) == 12
+    assert result.exit_code == 0
+    # One line per type: its name, then a short description (the exact contract).
+    assert result.output == (
+        "console      one line per alert event on standard output (demo, debugging)\n"
+        "discord      Discord webhook, one embed coloured by severity\n"
+        "email        email over SMTP (STARTTLS, auth), text and HTML bodies\n"
+        "inapp        in-app notifications for the dashboard, stored in Redis\n"
+        "ntfy         ntfy push notification to a topic\n"
+        "opsgenie     Opsgenie Alert API: create, acknowledge, close by alias\n"
+        "pagerduty    PagerDuty Events API v2: trigger, acknowledge, resolve; stable dedup_key\n"
+        "slack        Slack incoming webhook, coloured by severity\n"
+        "sms          SMS through a Twilio-style REST API\n"
+        "teams        Microsoft Teams Workflows webhook, one Adaptive Card\n"
+        "telegram     Telegram bot message to one chat\n"
+        "webhook      HTTP POST of the alert event as JSON (optionally HMAC-signed, "
+        "Alertmanager v4 body)\n"
+    )
+    assert [line.split()[0] for line in result.output.splitlines()] == sorted(CHANNELS)
 
 
 def test_targets_name_the_destination_without_secrets() -> None:

@@ -107,14 +107,38 @@ async def test_route_templates_reach_the_channel(
 ) -> None:
     from services.notifier.channels.slack import SlackConfig
 
+    critical = Templates(
+        title="{{ tenant }}/{{ service }}: {{ value|num }} > {{ threshold|num }}",
+        text="{{ message }} | {{ recommendations|join('; ') }} | {{ runbook_url }} | "
+        "{% for name, url in links.items() %}{{ name }}={{ url }}{% endfor %}",
+    )
     with HttpStub() as stub:
         config = Config(
-            channels=[SlackConfig(name="s", url=stub.url + "/s")],
-            routes=[Route(channels=["s"], templates=Templates(title="{{ tenant }}!", text="t"))],
+            channels=[
+                SlackConfig(name="a", url=stub.url + "/a"),
+                SlackConfig(name="b", url=stub.url + "/b"),
+            ],
+            routes=[
+                Route(
+                    match=RouteMatch(severity="critical"),
+                    channels=["a"],
+                    templates=critical,
+                    continue_=True,
+                ),
+                Route(channels=["a", "b"], templates=Templates(title="B: {{ title }}")),
+            ],
         )
         await run_batch(redis, names, Notifier(config, redis, names, SendContext(http)), FIRING)
-    [request] = stub.posts("/s")
-    assert msgspec.json.decode(request.body)["attachments"][0]["title"] == "acme!"
+    [a] = [msgspec.json.decode(r.body)["attachments"][0] for r in stub.posts("/a")]
+    [b] = [msgspec.json.decode(r.body)["attachments"][0] for r in stub.posts("/b")]
+    # Channel a: the first route that chose it gives its templates, with every field.
+    assert (a["title"], a["text"]) == (
+        "acme/shop: 3 > 3",
+        "3 unhealthy results in a row | restart the shop | https://runbooks.example/shop"
+        " | Dashboard=https://dash.example/shop",
+    )
+    assert b["title"] == "B: shop is down"  # its own route's title, the default text
+    assert b["text"].startswith("3 unhealthy results in a row\nValue: 3 (threshold 3)")
 
 
 async def test_rate_limit_queues_instead_of_dropping(
