@@ -62,6 +62,8 @@ class SentRecords:
     async def flush(self) -> None:
         """Wait until every queued mark is written; raises the writer's Redis error."""
         while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
-        if self._writer is not None:
-            self._writer.result()
+            await asyncio.wait([self._writer])  # neither raises nor cancels the writer
+        # Raised once: the failed batch is delivered again, the next batches go on.
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.result()

@@ -150,15 +150,17 @@ class Notifier:
         for (entry_id, alert, name, _t), attempts in zip(todo, results, strict=True):
             final = attempts[-1]
             records += attempts
-            log.log(
-                logging.DEBUG if final.outcome == "delivered" else logging.INFO,
-                "alert %s to %s: %s after %d attempt(s)",
-                alert.event_id,
-                name,
-                final.outcome,
-                final.attempt,
-                extra=_context(alert, final),
-            )
+            level = logging.DEBUG if final.outcome == "delivered" else logging.INFO
+            if log.isEnabledFor(level):  # the extras cost more than the check
+                log.log(
+                    level,
+                    "alert %s to %s: %s after %d attempt(s)",
+                    alert.event_id,
+                    name,
+                    final.outcome,
+                    final.attempt,
+                    extra=_context(alert, final),
+                )
             if final.outcome == "failed":
                 self._dead_letter(pipe, entry_id, alert, final)
         for record in records:
