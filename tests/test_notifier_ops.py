@@ -404,3 +404,31 @@ async def test_the_same_event_twice_in_one_batch_is_sent_once(
         )
     assert len(stub.posts()) == 1
     assert (await redis.xpending(names.alerts, GROUP))["pending"] == 0
+
+
+async def test_a_slow_batch_is_not_reclaimed_while_its_worker_lives(
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+) -> None:
+    with HttpStub(delay=1.2) as slow:
+        config = Config(
+            channels=[WebhookConfig(name="slow", url=slow.url)], routes=[Route(channels=["slow"])]
+        )
+        n = Notifier(config, redis, names, SendContext(http), hold_every_s=0.1)
+        await ensure_group(redis, names.alerts, GROUP)
+        await redis.xadd(names.alerts, encode(FIRING))
+        [[_, entries]] = await redis.xreadgroup(GROUP, "w1", {names.alerts: ">"})
+        taken: list[bytes] = []
+
+        async def reclaimer() -> None:
+            # Another worker's reclaimer, with a short idle time, while w1 still sends.
+            await wait_until(lambda: bool(slow.posts()), timeout=5, what="w1 sending")
+            for _ in range(10):  # a reclaim pass every 0.1 s for a second
+                await asyncio.sleep(0.1)
+                _, claimed, _ = await redis.xautoclaim(names.alerts, GROUP, "w2", 300)
+                taken.extend(i for i, _ in claimed)
+
+        process = BatchProcessor(redis, names, n.consumer(), 5)
+        await asyncio.gather(process([i for i, _ in entries], [f for _, f in entries]), reclaimer())
+    assert taken == []  # w1 kept its entry fresh: nobody else picked it up
+    assert len(slow.posts()) == 1
+    assert (await redis.xpending(names.alerts, GROUP))["pending"] == 0
