@@ -166,10 +166,8 @@ class Notifier:
         for (entry_id, alert, name, _t), attempts in zip(todo, results, strict=True):
             final = attempts[-1]
             records += attempts
-            level = logging.DEBUG if final.outcome == "delivered" else logging.INFO
-            if log.isEnabledFor(level):  # the extras cost more than the check
-                log.log(
-                    level,
+            if log.isEnabledFor(logging.INFO):  # the extras cost more than the check
+                log.info(
                     "alert %s to %s: %s after %d attempt(s)",
                     alert.event_id,
                     name,
