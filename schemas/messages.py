@@ -19,6 +19,9 @@ SCHEMA_VERSION = 1
 Status = Literal["healthy", "degraded", "unhealthy", "unknown"]
 Severity = Literal["critical", "warning", "info"]
 AlertState = Literal["firing", "resolved"]
+# What an AlertEvent may say: AlertState, or (since the acknowledge release, schema
+# version 1 still) that a person acknowledged the alert.
+AlertEventState = Literal["firing", "resolved", "acknowledged"]
 DeliveryOutcome = Literal["delivered", "retrying", "failed", "skipped"]
 Priority = Literal["critical", "high", "medium", "low"]
 Category = Literal[
@@ -71,14 +74,15 @@ class MetricSample(Message, frozen=True, kw_only=True):
 
 
 class AlertEvent(Message, frozen=True, kw_only=True):
-    """A change of an alert's state: it started firing, or it resolved."""
+    """A change of an alert's state: it started firing, it resolved, or someone
+    acknowledged it (``acknowledged``: only notifiers act on it, see schemas/README.md)."""
 
     fingerprint: Name
     rule: Name
     tenant: Name
     service: Name
     severity: Severity
-    state: AlertState
+    state: AlertEventState
     title: str
     message: str = ""
     value: float | None = None
@@ -101,6 +105,9 @@ class AlertEvent(Message, frozen=True, kw_only=True):
     # or ApplicationError); empty when time alone caused it (a ``for`` timer, an absence).
     # Deliveries carry it on, so one id finds the whole story.
     correlation_id: str = ""
+    # Set on ``acknowledged`` events only: who acknowledged the alert, and when.
+    acknowledged_by: str = ""
+    acknowledged_at: UtcTime | None = None
 
 
 class ApplicationError(Message, frozen=True, kw_only=True):

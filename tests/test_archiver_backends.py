@@ -17,11 +17,12 @@ import pytest
 from redis.asyncio import Redis
 
 from schemas import AlertEvent, CheckResult
+from services.archiver import lifecycle
 from services.archiver.history import History, open_history
 from services.archiver.service import Archiver
 from services.archiver.settings import ArchiveConfig
 from shared.errors import AlertActionError
-from shared.streams import StreamNames
+from shared.streams import Codec, StreamNames
 from tests.test_archiver import alert, result
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -189,10 +190,16 @@ async def test_prune_keeps_recent_rows_rollups_and_open_alerts(
 
 
 async def test_commands_migrate_ack_and_uptime(
-    store_url: str, names: StreamNames, redis: Redis
+    store_url: str, names: StreamNames, redis: Redis, redis_server_url: str, stream_prefix: str
 ) -> None:
     vigil = [sys.executable, "-c", "from shared.cli import main; main()"]
-    env = {"VIGIL_DATABASE_URL": store_url, "VIGIL_OPS_PORT": "0", "PATH": "/usr/bin:/bin"}
+    env = {
+        "VIGIL_DATABASE_URL": store_url,
+        "VIGIL_REDIS_URL": redis_server_url,  # an acknowledgement is also published
+        "VIGIL_STREAM_PREFIX": stream_prefix,
+        "VIGIL_OPS_PORT": "0",
+        "PATH": "/usr/bin:/bin",
+    }
 
     async def run(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [*vigil, *args]
@@ -217,3 +224,23 @@ async def test_commands_migrate_ack_and_uptime(
     assert out.returncode == 0, out.stderr
     # 99.8 % against 99.9 %: missed; 2 failures of a budget of 1: -100 % left
     assert out.stdout.splitlines()[1].split() == ["acme/shop/web", "99.800%", "MISS", "-100.0%"]
+
+
+async def test_an_acknowledgement_is_published_and_its_event_changes_no_state(
+    store_url: str, names: StreamNames, redis: Redis
+) -> None:
+    archiver = Archiver(store_url, names, clock=lambda: NOW)
+    write = archiver.writers[AlertEvent]
+    await write([(b"1-0", alert("firing", NOW - H))], redis.pipeline())
+    alert_id = count(store_url, "select id from alerts")
+    publish = lifecycle.stream_publisher(redis, names)
+    async with open_history(store_url) as h:
+        await h.act(alert_id, "acknowledged", by="erin", note="on it", now=NOW, publish=publish)
+    entries = await redis.xrange(names.alerts)
+    assert len(entries) == 1
+    [(entry_id, event)], _ = Codec(AlertEvent).decode([entries[0][0]], [entries[0][1]])
+    assert (event.state, event.acknowledged_by, event.labels) == ("acknowledged", "erin", {})
+    # The archiver reads it back off the stream: the alert stays acknowledged, not resolved.
+    await write([(entry_id, event)], redis.pipeline())
+    await archiver.close()
+    assert count(store_url, "select state from alerts") == "acknowledged"

@@ -11,10 +11,13 @@ import msgspec
 import psycopg
 import pytest
 from psycopg import AsyncConnection
+from redis.asyncio import Redis
 
+from schemas import AlertEvent
 from services.archiver import lifecycle
 from services.archiver.store import ALERTS, write
 from shared.errors import AlertActionError
+from shared.streams import StreamNames
 from tests.test_archiver import alert, rows
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
@@ -92,6 +95,40 @@ async def test_ack_then_resolve_records_who_when_and_why(database_url: str) -> N
     ]
 
 
+async def test_an_ack_that_cannot_be_published_changes_nothing(database_url: str) -> None:
+    down = Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    async with await AsyncConnection.connect(database_url) as conn:
+        alert_id = await open_alert(conn)
+        publish = lifecycle.stream_publisher(down, StreamNames("t"))
+        with pytest.raises(AlertActionError, match="cannot publish the acknowledgement"):
+            await lifecycle.acknowledge(conn, alert_id, by="alice", now=T0, publish=publish)
+        assert (await lifecycle.get(conn, alert_id)).state == "active"
+    await down.aclose()
+
+
+async def test_archived_acknowledged_events_leave_the_lifecycle_alone(database_url: str) -> None:
+    async with await AsyncConnection.connect(database_url) as conn:
+        alert_id = await open_alert(conn)
+        acked = msgspec.structs.replace(
+            alert("firing", T0), state="acknowledged", acknowledged_by="alice"
+        )
+        unseen = msgspec.structs.replace(acked, fingerprint="unseen")
+        await write(
+            conn,
+            ALERTS,
+            [(b"ack-1", acked), (b"ack-2", unseen)],
+            today=T0.date(),
+            retention_days=30,
+        )
+        assert (await lifecycle.get(conn, alert_id)).state == "active"
+    assert rows(database_url, "select fingerprint, state from alerts") == [("fp1", "active")]
+    assert rows(database_url, "select state from alert_events order by stream_id") == [
+        ("acknowledged",),
+        ("acknowledged",),
+        ("firing",),
+    ]
+
+
 async def test_suppression_ends_on_time_and_silent_alerts_expire(database_url: str) -> None:
     async with await AsyncConnection.connect(database_url) as conn:
         quiet = await open_alert(conn, fp="quiet")
@@ -125,16 +162,33 @@ async def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProce
     return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, env=env)
 
 
-async def test_alerts_cli_acknowledges_and_refuses_bad_moves(database_url: str) -> None:
+async def test_alerts_cli_acknowledges_and_refuses_bad_moves(
+    database_url: str, redis: Redis, redis_server_url: str, names: StreamNames
+) -> None:
     async with await AsyncConnection.connect(database_url) as conn:
         alert_id = await open_alert(conn)
         await conn.commit()
     vigil = [sys.executable, "-c", "from shared.cli import main; main()"]
-    env = {"VIGIL_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    env = {
+        "VIGIL_DATABASE_URL": database_url,
+        "VIGIL_REDIS_URL": redis_server_url,
+        "VIGIL_STREAM_PREFIX": names.prefix,
+        "VIGIL_OPS_PORT": "0",
+        "PATH": "/usr/bin:/bin",
+    }
     ack = [*vigil, "alerts", "ack", str(alert_id), "--by", "dave", "--note", "on it"]
     out = await run(ack, env)
     assert out.returncode == 0, out.stderr
     assert f"alert {alert_id} (web is failing) is acknowledged" in out.stdout
+    # The acknowledgement also went to the alerts stream, for the notifier's channels.
+    [(_, fields)] = await redis.xrange(names.alerts)
+    event = msgspec.json.decode(fields[b"data"], type=AlertEvent)
+    assert (event.state, event.fingerprint, event.acknowledged_by) == (
+        "acknowledged",
+        "fp1",
+        "dave",
+    )
+    assert event.message == "Acknowledged by dave: on it"
     out = await run(ack, env)
     assert out.returncode == 2
     assert "cannot move an alert from acknowledged to acknowledged" in out.stderr

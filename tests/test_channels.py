@@ -66,6 +66,19 @@ TEXT = (
     "Dashboard: https://dash.example/shop"
 )
 R_TITLE = "[RESOLVED] acme/shop: shop is down"
+ACKED = msgspec.structs.replace(
+    FIRING,
+    state="acknowledged",
+    event_id="ev3",
+    message="Acknowledged by alice: on it",
+    value=None,
+    threshold=None,
+    recommendations=[],
+    runbook_url="",
+    links={},
+    acknowledged_by="alice",
+    acknowledged_at=END,
+)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -90,6 +103,9 @@ def test_default_templates() -> None:
     assert '<h2 style="color: #D93F0B">' + TITLE + "</h2>" in note.html
     assert "<li>restart the shop</li>" in note.html
     assert render(RESOLVED).title == R_TITLE
+    acked = render(ACKED)
+    assert (acked.title, acked.text) == ("[ACKNOWLEDGED] acme/shop: shop is down", ACKED.message)
+    assert '<h2 style="color: #8E8E8E">' in acked.html
     assert render(msgspec.structs.replace(FIRING, message="", value=None)).text.startswith("- ")
 
 
@@ -172,14 +188,15 @@ async def test_webhook_signature_and_alertmanager_body(http: aiohttp.ClientSessi
     }
 
 
-async def test_pagerduty_trigger_then_resolve_with_one_dedup_key(
+async def test_pagerduty_trigger_acknowledge_resolve_with_one_dedup_key(
     http: aiohttp.ClientSession,
 ) -> None:
     with HttpStub(status=202) as stub:
         config = PagerDutyConfig(name="pd", routing_key="R0UTINGKEY", base_url=stub.url)
         await send(config, SendContext(http))
+        await send(config, SendContext(http), ACKED)
         await send(config, SendContext(http), RESOLVED)
-    trigger, resolve = (body(r) for r in stub.posts("/v2/enqueue"))
+    trigger, ack, resolve = (body(r) for r in stub.posts("/v2/enqueue"))
     assert trigger == {
         "routing_key": "R0UTINGKEY",
         "event_action": "trigger",
@@ -205,6 +222,11 @@ async def test_pagerduty_trigger_then_resolve_with_one_dedup_key(
             {"href": "https://dash.example/shop", "text": "Dashboard"},
         ],
     }
+    assert ack == {
+        "routing_key": "R0UTINGKEY",
+        "event_action": "acknowledge",
+        "dedup_key": "vigil:acme:fp1",
+    }
     assert resolve == {
         "routing_key": "R0UTINGKEY",
         "event_action": "resolve",
@@ -212,12 +234,13 @@ async def test_pagerduty_trigger_then_resolve_with_one_dedup_key(
     }
 
 
-async def test_opsgenie_create_then_close_by_alias(http: aiohttp.ClientSession) -> None:
+async def test_opsgenie_create_acknowledge_close_by_alias(http: aiohttp.ClientSession) -> None:
     with HttpStub(status=202) as stub:
         config = OpsgenieConfig(name="og", api_key="genie-key-1", base_url=stub.url, tags=["t"])
         await send(config, SendContext(http))
+        await send(config, SendContext(http), ACKED)
         await send(config, SendContext(http), RESOLVED)
-    create, close = stub.posts()
+    create, ack, close = stub.posts()
     assert create.path == "/v2/alerts"
     assert create.headers["authorization"] == "GenieKey genie-key-1"
     assert body(create) == {
@@ -235,6 +258,8 @@ async def test_opsgenie_create_then_close_by_alias(http: aiohttp.ClientSession) 
             "runbook_url": "https://runbooks.example/shop",
         },
     }
+    assert ack.path == "/v2/alerts/vigil%3Aacme%3Afp1/acknowledge?identifierType=alias"
+    assert body(ack) == {"source": "vigil", "user": "alice", "note": "Acknowledged by alice: on it"}
     assert close.path == "/v2/alerts/vigil%3Aacme%3Afp1/close?identifierType=alias"
     assert body(close) == {"source": "vigil", "note": R_TITLE}
 
@@ -349,10 +374,24 @@ async def test_inapp_notifications_are_stored_per_tenant(
 
 def test_cli_lists_every_channel_type() -> None:
     result = CliRunner().invoke(app, ["channels"])
-    lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == sorted(CHANNELS)
-    assert all(len(line.split(maxsplit=1)) == 2 for line in lines)
-    assert len(CHANNELS) == 12
+    assert result.exit_code == 0
+    # One line per type: its name, then a short description (the exact contract).
+    assert result.output == (
+        "console      one line per alert event on standard output (demo, debugging)\n"
+        "discord      Discord webhook, one embed coloured by severity\n"
+        "email        email over SMTP (STARTTLS, auth), text and HTML bodies\n"
+        "inapp        in-app notifications for the dashboard, stored in Redis\n"
+        "ntfy         ntfy push notification to a topic\n"
+        "opsgenie     Opsgenie Alert API: create, acknowledge, close by alias\n"
+        "pagerduty    PagerDuty Events API v2: trigger, acknowledge, resolve; stable dedup_key\n"
+        "slack        Slack incoming webhook, coloured by severity\n"
+        "sms          SMS through a Twilio-style REST API\n"
+        "teams        Microsoft Teams Workflows webhook, one Adaptive Card\n"
+        "telegram     Telegram bot message to one chat\n"
+        "webhook      HTTP POST of the alert event as JSON (optionally HMAC-signed, "
+        "Alertmanager v4 body)\n"
+    )
+    assert [line.split()[0] for line in result.output.splitlines()] == sorted(CHANNELS)
 
 
 def test_targets_name_the_destination_without_secrets() -> None:

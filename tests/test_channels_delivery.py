@@ -91,11 +91,15 @@ STATUS_TABLE = [
     (403, "permanent"),
     (404, "permanent"),
     (408, "retry"),
+    (409, "permanent"),
     (422, "permanent"),
+    (425, "retry"),
     (429, "retry"),
     (500, "retry"),
+    (501, "retry"),
     (502, "retry"),
     (503, "retry"),
+    (504, "retry"),
 ]
 
 

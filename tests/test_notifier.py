@@ -10,6 +10,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from schemas import AlertEvent, DeliveryRecord
 from services.notifier.channels import SendContext
@@ -17,6 +18,7 @@ from services.notifier.channels.console import ConsoleConfig
 from services.notifier.channels.webhook import WebhookConfig
 from services.notifier.delivery import backoff
 from services.notifier.routing import channels_for
+from services.notifier.sent import SentRecords
 from services.notifier.service import GROUP, Notifier
 from shared.config import Config, Route, RouteMatch
 from shared.configbase import Seconds
@@ -193,3 +195,22 @@ def test_routing_tree() -> None:
 def test_backoff_grows_and_is_capped(attempt: int, low: float, high: float) -> None:
     assert backoff(0.5, attempt, lambda: 0.0) == low
     assert backoff(0.5, attempt, lambda: 1.0) == high
+
+
+async def test_a_failed_mark_write_fails_its_batch_once(redis: Redis, names: StreamNames) -> None:
+    down = Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    sent = SentRecords(down, names)
+    sent.mark(sent.key("ev1", "ops"), delivered=True)
+    with pytest.raises(RedisConnectionError):
+        await sent.flush()
+    await sent.flush()  # the next batch is not failed by the old error
+    await down.aclose()
+    ok = SentRecords(redis, names)
+    ok.mark(ok.key("ev1", "ops"), delivered=True)
+    ok.mark(ok.key("ev2", "ops"), delivered=False)
+    await ok.flush()
+    assert await ok.claim([ok.key("ev1", "ops"), ok.key("ev2", "ops"), ok.key("ev3", "ops")]) == [
+        b"sent",
+        b"failed",
+        b"",
+    ]

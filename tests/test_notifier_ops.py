@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from shared.consumer import BatchProcessor
 from shared.errors import ConfigError
 from shared.streams import StreamNames, encode, ensure_group
 from tests.support.http import HttpStub
+from tests.support.wait import wait_until
 from tests.test_channels import FIRING
 
 FAST = {"backoff": Seconds(0.001)}
@@ -105,14 +107,38 @@ async def test_route_templates_reach_the_channel(
 ) -> None:
     from services.notifier.channels.slack import SlackConfig
 
+    critical = Templates(
+        title="{{ tenant }}/{{ service }}: {{ value|num }} > {{ threshold|num }}",
+        text="{{ message }} | {{ recommendations|join('; ') }} | {{ runbook_url }} | "
+        "{% for name, url in links.items() %}{{ name }}={{ url }}{% endfor %}",
+    )
     with HttpStub() as stub:
         config = Config(
-            channels=[SlackConfig(name="s", url=stub.url + "/s")],
-            routes=[Route(channels=["s"], templates=Templates(title="{{ tenant }}!", text="t"))],
+            channels=[
+                SlackConfig(name="a", url=stub.url + "/a"),
+                SlackConfig(name="b", url=stub.url + "/b"),
+            ],
+            routes=[
+                Route(
+                    match=RouteMatch(severity="critical"),
+                    channels=["a"],
+                    templates=critical,
+                    continue_=True,
+                ),
+                Route(channels=["a", "b"], templates=Templates(title="B: {{ title }}")),
+            ],
         )
         await run_batch(redis, names, Notifier(config, redis, names, SendContext(http)), FIRING)
-    [request] = stub.posts("/s")
-    assert msgspec.json.decode(request.body)["attachments"][0]["title"] == "acme!"
+    [a] = [msgspec.json.decode(r.body)["attachments"][0] for r in stub.posts("/a")]
+    [b] = [msgspec.json.decode(r.body)["attachments"][0] for r in stub.posts("/b")]
+    # Channel a: the first route that chose it gives its templates, with every field.
+    assert (a["title"], a["text"]) == (
+        "acme/shop: 3 > 3",
+        "3 unhealthy results in a row | restart the shop | https://runbooks.example/shop"
+        " | Dashboard=https://dash.example/shop",
+    )
+    assert b["title"] == "B: shop is down"  # its own route's title, the default text
+    assert b["text"].startswith("3 unhealthy results in a row\nValue: 3 (threshold 3)")
 
 
 async def test_rate_limit_queues_instead_of_dropping(
@@ -128,6 +154,42 @@ async def test_rate_limit_queues_instead_of_dropping(
         elapsed = time.monotonic() - started
     assert len(stub.posts()) == 6  # none dropped
     assert elapsed >= 0.9  # 6 sends at 2 per 0.5 s: the last waits about a second
+
+
+async def test_rate_limit_holds_across_two_notifier_instances(
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession, redis_server_url: str
+) -> None:
+    per = 0.4
+    limited = WebhookConfig(name="pd", url="", rate_limit=RateLimit(count=2, per=Seconds(per)))
+    await ensure_group(redis, names.alerts, GROUP)
+    for i in range(8):
+        await redis.xadd(names.alerts, encode(msgspec.structs.replace(FIRING, event_id=f"e{i}")))
+    with HttpStub() as stub:
+        config = Config(
+            channels=[msgspec.structs.replace(limited, url=stub.url)],
+            routes=[Route(channels=["pd"])],
+        )
+
+        async def instance(consumer: str) -> None:
+            # Its own Redis client and its own Notifier: nothing shared but the server.
+            own = Redis.from_url(redis_server_url)
+            try:
+                n = Notifier(config, own, names, SendContext(http))
+                [[_, entries]] = await own.xreadgroup(GROUP, consumer, {names.alerts: ">"}, 4)
+                await BatchProcessor(own, names, n.consumer(), 5)(
+                    [i for i, _ in entries], [f for _, f in entries]
+                )
+            finally:
+                await own.aclose()
+
+        await asyncio.gather(instance("a"), instance("b"))
+    arrivals = sorted(r.at for r in stub.posts())
+    assert len(arrivals) == 8  # none dropped
+    # At most 2 per 0.4 s in total (a per-process limit would let 4 through at once);
+    # 0.1 s of slack for the time between a reserved slot and the request's arrival.
+    pairs = zip(arrivals, arrivals[2:], strict=False)  # each send and the one two later
+    assert all(later - first >= per - 0.1 for first, later in pairs)
+    assert arrivals[-1] - arrivals[0] >= 3 * per - 0.1
 
 
 # ---- crash after send ----
@@ -156,6 +218,45 @@ async def test_crash_after_send_then_reclaim_sends_no_duplicate(
     assert (await redis.xpending(names.alerts, GROUP))["pending"] == 0
     assert [(r.outcome, r.error) for r in await records(redis, names)] == [
         ("skipped", "already delivered")
+    ]
+
+
+async def test_crash_while_a_slow_retry_holds_the_batch_repeats_no_finished_send(
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+) -> None:
+    with HttpStub() as fast, HttpStub(script=[503]) as slow:
+        config = Config(
+            channels=[
+                WebhookConfig(name="fast", url=fast.url),
+                # The first answer is 503, then a long back-off keeps the batch open.
+                WebhookConfig(name="slow", url=slow.url, max_attempts=2, backoff=Seconds(30)),
+            ],
+            routes=[Route(channels=["fast", "slow"])],
+        )
+        n = Notifier(config, redis, names, SendContext(http))
+        await ensure_group(redis, names.alerts, GROUP)
+        await redis.xadd(names.alerts, encode(FIRING))
+        [[_, entries]] = await redis.xreadgroup(GROUP, "w1", {names.alerts: ">"})
+        fast_key = n.sent.key(FIRING.event_id, "fast")
+
+        async def fast_marked() -> bool:
+            return bool(len(slow.posts()) == 1 and await redis.get(fast_key) == b"sent")
+
+        async with asyncio.TaskGroup() as tasks:
+            worker = tasks.create_task(
+                n.handle([(i, FIRING) for i, _ in entries], redis.pipeline(transaction=True))
+            )
+            await wait_until(fast_marked, timeout=5, what="the fast send marked while slow waits")
+            worker.cancel()  # worker 1 dies mid-batch: no records, no XACK
+        _, claimed, _ = await redis.xautoclaim(names.alerts, GROUP, "w2", 0)
+        await BatchProcessor(
+            redis, names, Notifier(config, redis, names, SendContext(http)).consumer(), 5
+        )([i for i, _ in claimed], [f for _, f in claimed], reclaimed=True)
+    assert len(fast.posts()) == 1  # finished before the crash: not repeated
+    assert len(slow.posts()) == 2  # unfinished: tried again by worker 2, and delivered
+    assert sorted((r.channel, r.outcome) for r in await records(redis, names)) == [
+        ("fast", "skipped"),
+        ("slow", "delivered"),
     ]
 
 
@@ -302,4 +403,32 @@ async def test_the_same_event_twice_in_one_batch_is_sent_once(
             redis, names, Notifier(config, redis, names, SendContext(http)), FIRING, FIRING
         )
     assert len(stub.posts()) == 1
+    assert (await redis.xpending(names.alerts, GROUP))["pending"] == 0
+
+
+async def test_a_slow_batch_is_not_reclaimed_while_its_worker_lives(
+    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+) -> None:
+    with HttpStub(delay=1.2) as slow:
+        config = Config(
+            channels=[WebhookConfig(name="slow", url=slow.url)], routes=[Route(channels=["slow"])]
+        )
+        n = Notifier(config, redis, names, SendContext(http), hold_every_s=0.1)
+        await ensure_group(redis, names.alerts, GROUP)
+        await redis.xadd(names.alerts, encode(FIRING))
+        [[_, entries]] = await redis.xreadgroup(GROUP, "w1", {names.alerts: ">"})
+        taken: list[bytes] = []
+
+        async def reclaimer() -> None:
+            # Another worker's reclaimer, with a short idle time, while w1 still sends.
+            await wait_until(lambda: bool(slow.posts()), timeout=5, what="w1 sending")
+            for _ in range(10):  # a reclaim pass every 0.1 s for a second
+                await asyncio.sleep(0.1)
+                _, claimed, _ = await redis.xautoclaim(names.alerts, GROUP, "w2", 300)
+                taken.extend(i for i, _ in claimed)
+
+        process = BatchProcessor(redis, names, n.consumer(), 5)
+        await asyncio.gather(process([i for i, _ in entries], [f for _, f in entries]), reclaimer())
+    assert taken == []  # w1 kept its entry fresh: nobody else picked it up
+    assert len(slow.posts()) == 1
     assert (await redis.xpending(names.alerts, GROUP))["pending"] == 0

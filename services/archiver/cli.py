@@ -54,9 +54,28 @@ def _with_history(work: Callable[[History], Awaitable[T]]) -> T:
 
 
 def _alert_action(to: str, alert_id: int, by: str, note: str, until: str | None = None) -> None:
+    from redis.asyncio import Redis
+
+    from services.archiver import lifecycle
+    from shared.settings import Settings
+    from shared.streams import StreamNames
+
     now = datetime.now(UTC)
     end = parse_time(until, now) if until else None
-    alert = _with_history(lambda h: h.act(alert_id, to, by=by, note=note, now=now, until=end))
+    settings = Settings.from_env()
+
+    async def work(history: History) -> lifecycle.Alert:
+        # An acknowledgement also goes to the alerts stream, for the notifier's channels.
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            publish = lifecycle.stream_publisher(redis, StreamNames(settings.stream_prefix))
+            return await history.act(
+                alert_id, to, by=by, note=note, now=now, until=end, publish=publish
+            )
+        finally:
+            await redis.aclose()
+
+    alert = _with_history(work)
     extra = f" until {alert.suppressed_until:%Y-%m-%d %H:%M}Z" if alert.suppressed_until else ""
     typer.echo(f"alert {alert.id} ({alert.title}) is {alert.state}{extra}")
 

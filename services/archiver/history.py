@@ -67,15 +67,24 @@ class History:
 
     async def act(
         self, alert_id: int, to: str, *, by: str, note: str = "", now: datetime,
-        until: datetime | None = None,
+        until: datetime | None = None, publish: lifecycle.Publish | None = None,
     ) -> Alert:  # fmt: skip
-        """Move an alert (``lifecycle.act``): acknowledged, resolved, suppressed."""
+        """Move an alert (``lifecycle.act``): acknowledged, resolved, suppressed.
+
+        On SQLite an acknowledgement is published after its commit, not before: a
+        failed publish leaves it acknowledged here, and acking again is refused."""
         if self.embedded is not None:
-            return await self.embedded.run(
+            alert = await self.embedded.run(
                 sqlite_alerts.act, alert_id, to, by=by, note=note, now=now, until=until
             )
+            if publish is not None and to == "acknowledged":
+                labels = await self.embedded.run(sqlite_alerts.labels, alert_id)
+                await publish(lifecycle.acknowledged_event(alert, labels, by, note, now))
+            return alert
         assert self.conn is not None
-        return await lifecycle.act(self.conn, alert_id, to, by=by, note=note, now=now, until=until)
+        return await lifecycle.act(
+            self.conn, alert_id, to, by=by, note=note, now=now, until=until, publish=publish
+        )
 
 
 @asynccontextmanager

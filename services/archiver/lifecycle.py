@@ -4,21 +4,27 @@ time) and expired (auto-resolved after a TTL without news).
 ``next_state`` is the pure rule; the functions below apply it in PostgreSQL and
 record every transition (who, when, note) in ``alert_transitions`` and, for
 actions taken by people or housekeeping, in ``audit_log``. The API and the CLI
-call these functions.
+call these functions; they pass ``publish`` so that an acknowledgement also
+reaches the notification channels (PagerDuty acknowledge, a short message
+elsewhere) as an ``acknowledged`` AlertEvent on the alerts stream.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from schemas import AlertEvent
+from schemas import AlertEvent, Severity, stable_id
 from shared.errors import AlertActionError
+from shared.streams import StreamNames, encode
 
 State = Literal["active", "acknowledged", "suppressed", "resolved", "expired"]
 OPEN: frozenset[str] = frozenset({"active", "acknowledged", "suppressed"})
@@ -31,6 +37,21 @@ _FROM: dict[str, frozenset[str]] = {
     "expired": OPEN,
 }
 SYSTEM = "system"
+Publish = Callable[[AlertEvent], Awaitable[object]]  # puts an AlertEvent on the alerts stream
+
+
+def stream_publisher(redis: Redis, names: StreamNames) -> Publish:
+    """``publish`` for ``act``: one XADD to the alerts stream."""
+
+    async def publish(event: AlertEvent) -> object:
+        try:
+            return await redis.xadd(names.alerts, encode(event))
+        except (RedisError, OSError) as exc:
+            raise AlertActionError(
+                f"cannot publish the acknowledgement on {names.alerts} ({exc}); nothing changed"
+            ) from exc
+
+    return publish
 
 
 def next_state(current: str, target: str) -> str:
@@ -156,18 +177,60 @@ async def act(
     note: str = "",
     now: datetime,
     until: datetime | None = None,
+    publish: Publish | None = None,
 ) -> Alert:
-    """Move one alert to ``to`` on behalf of ``by``; returns the alert afterwards."""
+    """Move one alert to ``to`` on behalf of ``by``; returns the alert afterwards.
+
+    An acknowledgement is also handed to ``publish`` before the commit: a failed
+    publish undoes it, and the event's id is stable, so trying again is safe."""
     check_action(to, by, now, until)
     async with conn.transaction():
-        await _move(conn, await get(conn, alert_id, lock=True), to, by, note, now, until)
+        alert = await get(conn, alert_id, lock=True)
+        await _move(conn, alert, to, by, note, now, until)
+        if publish is not None and to == "acknowledged":
+            await publish(await _acknowledged_event(conn, alert, by, note, now))
     return await get(conn, alert_id)
 
 
+async def _acknowledged_event(
+    conn: AsyncConnection[Any], alert: Alert, by: str, note: str, at: datetime
+) -> AlertEvent:
+    found = await conn.execute("SELECT labels FROM alerts WHERE id = %s", (alert.id,))
+    labels = (await found.fetchone() or [{}])[0]
+    return acknowledged_event(alert, labels or {}, by, note, at)
+
+
+def acknowledged_event(
+    alert: Alert, labels: dict[str, str], by: str, note: str, at: datetime
+) -> AlertEvent:
+    """The alerts-stream event that tells channels (PagerDuty's acknowledge) who acked."""
+    return AlertEvent(
+        event_id=stable_id("acknowledged", alert.fingerprint, alert.started_at.isoformat()),
+        fingerprint=alert.fingerprint,
+        rule=alert.rule,
+        tenant=alert.tenant,
+        service=alert.service,
+        severity=cast(Severity, alert.severity),
+        state="acknowledged",
+        title=alert.title,
+        message=f"Acknowledged by {by}" + (f": {note}" if note else ""),
+        labels=labels,
+        started_at=alert.started_at,
+        acknowledged_by=by,
+        acknowledged_at=at,
+    )
+
+
 async def acknowledge(
-    conn: AsyncConnection[Any], alert_id: int, *, by: str, note: str = "", now: datetime
+    conn: AsyncConnection[Any],
+    alert_id: int,
+    *,
+    by: str,
+    note: str = "",
+    now: datetime,
+    publish: Publish | None = None,
 ) -> Alert:
-    return await act(conn, alert_id, "acknowledged", by=by, note=note, now=now)
+    return await act(conn, alert_id, "acknowledged", by=by, note=note, now=now, publish=publish)
 
 
 async def resolve(
@@ -212,7 +275,9 @@ async def housekeep(conn: AsyncConnection[Any], now: datetime, ttl: timedelta) -
 
 
 async def record_events(conn: AsyncConnection[Any], events: list[Any]) -> None:
-    """Open and resolve alerts from newly archived alert events (caller's transaction)."""
+    """Open and resolve alerts from newly archived alert events (caller's transaction).
+    ``acknowledged`` events were published by ``act`` itself: nothing to apply."""
+    events = [e for e in events if e.state != "acknowledged"]
     for event in sorted(events, key=lambda e: (e.started_at, e.state != "firing")):
         await _record(conn, event)
 

@@ -269,13 +269,15 @@ async def results(
 async def actual_alerts(
     redis: Redis, names: StreamNames, conn: Archive | None, f: Filter
 ) -> list[AlertEvent]:
-    """What really fired: the archive is the durable record; without one, the stream."""
+    """What really fired: the archive is the durable record; without one, the stream.
+    Acknowledgements are people's doing, not the rules': a replay has none to match."""
     if isinstance(conn, Embedded):
-        return await alerts_from_sqlite(conn, f)
+        return [e for e in await alerts_from_sqlite(conn, f) if e.state != "acknowledged"]
     if conn is not None:
-        return await alerts_from_archive(conn, f)
-    alerts = from_stream(redis, names.alerts, AlertEvent, f, by_arrival=False)
-    return [e async for e in alerts]
+        found = await alerts_from_archive(conn, f)
+    else:
+        found = [e async for e in from_stream(redis, names.alerts, AlertEvent, f, by_arrival=False)]
+    return [e for e in found if e.state != "acknowledged"]
 
 
 async def run_replay(

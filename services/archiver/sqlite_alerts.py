@@ -34,6 +34,11 @@ def get(db: sqlite3.Connection, alert_id: int) -> Alert:
     return Alert(*row)
 
 
+def labels(db: sqlite3.Connection, alert_id: int) -> dict[str, str]:
+    row = db.execute("SELECT labels FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    return dict(json.loads(row[0])) if row else {}
+
+
 def log_audit(
     db: sqlite3.Connection, at: datetime, actor: str, action: str, target: str, details: Any
 ) -> None:
@@ -112,7 +117,9 @@ def housekeep(db: sqlite3.Connection, now: datetime, ttl: timedelta) -> dict[str
 
 
 def record_events(db: sqlite3.Connection, events: list[Any]) -> None:
-    """Open and resolve alerts from newly archived events (the caller's transaction)."""
+    """Open and resolve alerts from newly archived events (the caller's transaction).
+    ``acknowledged`` events were published by ``act`` itself: nothing to apply."""
+    events = [e for e in events if e.state != "acknowledged"]
     for event in sorted(events, key=lambda e: (e.started_at, e.state != "firing")):
         _record(db, event)
 

@@ -10,6 +10,7 @@ from schemas import AlertEvent, DeliveryRecord, new_event_id
 from services.notifier.channels import SendContext
 from services.notifier.delivery import deliver
 from services.notifier.dlq import DeadAlert, dead_alerts, redrive
+from services.notifier.ratelimit import Limiters
 from shared import netguard
 from shared.config import load_config
 from shared.errors import VigilError
@@ -47,7 +48,11 @@ async def send_test(channel: str, settings: Settings | None = None) -> list[Deli
         async with netguard.guarded_session(config.egress) as http:
             ctx = SendContext(http, redis, names)
             records = await deliver(
-                test_alert(datetime.now(UTC)), config.channel(channel), ctx, test=True
+                test_alert(datetime.now(UTC)),
+                config.channel(channel),
+                ctx,
+                limiters=Limiters(redis, names),  # a test counts against the shared limit
+                test=True,
             )
         pipe = redis.pipeline(transaction=False)
         for record in records:

@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from aiolimiter import AsyncLimiter
 from jinja2 import TemplateError
 
 from schemas import AlertEvent, DeliveryRecord
 from services.notifier.channels import CHANNELS, AnyChannelConfig, SendContext
-from services.notifier.templates import Notification, Templates, render
+from services.notifier.ratelimit import Limiters
+from services.notifier.templates import Notification, Templates
 from shared.errors import ChannelError
 
 BACKOFF_CAP_S = 30.0
@@ -22,22 +22,6 @@ BACKOFF_CAP_S = 30.0
 def backoff(base: float, attempt: int, rand: Callable[[], float] = random.random) -> float:
     """Exponential back-off with jitter (x0.5 to x1.5), in seconds, after ``attempt``."""
     return float(min(BACKOFF_CAP_S, base * 2 ** (attempt - 1)) * (0.5 + rand()))
-
-
-class Limiters:
-    """One leaky bucket per destination with a ``rate_limit``: a send over the rate
-    waits for its turn (queueing, never dropping). Per notifier process."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, AsyncLimiter] = {}
-
-    async def acquire(self, config: AnyChannelConfig) -> None:
-        if (limit := config.rate_limit) is None:
-            return
-        bucket = self._buckets.get(config.name)
-        if bucket is None:
-            bucket = self._buckets[config.name] = AsyncLimiter(limit.count, limit.per)
-        await bucket.acquire()
 
 
 def correlation(alert: AlertEvent) -> str:
@@ -75,10 +59,7 @@ async def deliver(
 ) -> list[DeliveryRecord]:
     """Try until delivered, a permanent error, or ``max_attempts``; one record per attempt."""
     channel = CHANNELS[config.kind]
-    try:
-        note: Notification = render(alert, templates, test)
-    except TemplateError as exc:
-        return [_record(alert, config, 1, "failed", error=f"template: {exc}")]
+    note = Notification(alert, templates, test)
     records: list[DeliveryRecord] = []
     for attempt in range(1, config.max_attempts + 1):
         if limiters is not None:
@@ -95,6 +76,8 @@ async def deliver(
                     code = await channel.send(note, config, ctx)
         except ChannelError as exc:
             error = exc
+        except TemplateError as exc:  # rendered on first use, inside the channel
+            error = ChannelError(f"template: {exc}", permanent=True)
         except Exception as exc:  # a channel bug must not stop the others
             error = ChannelError(f"{type(exc).__name__}", permanent=True)
         last = error is None or error.permanent or attempt == config.max_attempts

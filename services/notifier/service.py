@@ -1,8 +1,11 @@
 """Notifier stream adapter: alert events in, deliveries and delivery records out.
 
-Idempotency: before sending, ``SET sent:{event}:{channel} sending NX GET``; a
-value of ``sent`` means an earlier delivery of this entry already got through
-(the worker died before acknowledging), so it is not sent again.
+Idempotency (``sent.py``): before sending, ``SET sent:{event}:{channel} sending
+NX GET``; a value of ``sent`` means an earlier delivery of this entry already got
+through (the worker died before acknowledging), so it is not sent again. Claims,
+marks and the batch's delivery records go to Redis as script calls over many
+sends, not one command per send: per-send commands cost more Python time than
+the HTTP requests themselves.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -19,28 +24,47 @@ from redis.exceptions import RedisError
 
 from schemas import AlertEvent, DeliveryRecord
 from services.notifier.channels import SendContext
-from services.notifier.delivery import Limiters, correlation, deliver
+from services.notifier.delivery import correlation, deliver
 from services.notifier.grouping import GROUP_SOURCE, Groups, summary
+from services.notifier.hold import held
+from services.notifier.ratelimit import Limiters
 from services.notifier.routing import matching_routes
+from services.notifier.sent import SentRecords
 from services.notifier.templates import Templates
 from shared import metrics
 from shared.config import Config
 from shared.consumer import Consumer
-from shared.streams import Codec, Rejected, StreamNames, deadletter_fields, encode
+from shared.streams import Codec, Rejected, StreamNames, deadletter_fields
 
 log = logging.getLogger(__name__)
 GROUP = "notifier"
-SENT_TTL_S = 7 * 24 * 3600
-SENDING_TTL_S = 3600
 GROUP_TICK_S = 0.25
+HOLD_EVERY_S = 15.0  # a quarter of the default reclaim_idle_ms
 MAX_IN_FLIGHT = 64
+# KEYS[1] is the deliveries stream; each ARGV one encoded DeliveryRecord.
+_APPEND = """
+for _, body in ipairs(ARGV) do redis.call('XADD', KEYS[1], '*', 'data', body) end
+return #ARGV
+"""
 Job = tuple[bytes, AlertEvent, str, Templates | None]  # entry, alert, channel, templates
 
 
 class Notifier:
-    def __init__(self, config: Config, redis: Redis, names: StreamNames, ctx: SendContext) -> None:
+    def __init__(
+        self,
+        config: Config,
+        redis: Redis,
+        names: StreamNames,
+        ctx: SendContext,
+        *,
+        hold_every_s: float = HOLD_EVERY_S,
+    ) -> None:
         self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
-        self.limiters = Limiters()
+        self.hold_every_s = hold_every_s  # well within the reclaimer's idle time
+        self.channels = {c.name: c for c in config.channels}
+        self.limiters = Limiters(redis, names)
+        self.sent = SentRecords(redis, names)
+        self._append = redis.register_script(_APPEND)
         self.groups = Groups(redis, names)
         # Sends in flight at once: more would only queue inside the HTTP pools,
         # where the wait eats into each request's timeout.
@@ -57,10 +81,12 @@ class Notifier:
     def consumer(self) -> Consumer[AlertEvent]:
         return Consumer(self.names.alerts, GROUP, Codec(AlertEvent), self.handle)
 
-    def _sent_key(self, alert: AlertEvent, channel: str) -> str:
-        return self.names.key(f"sent:{alert.event_id}:{channel}")
-
     async def handle(self, items: list[tuple[bytes, AlertEvent]], pipe: Pipeline) -> None:
+        ids = [entry_id for entry_id, _ in items]
+        async with held(self.redis, self.names.alerts, GROUP, ids, self.hold_every_s):
+            await self._handle(items, pipe)
+
+    async def _handle(self, items: list[tuple[bytes, AlertEvent]], pipe: Pipeline) -> None:
         jobs: list[Job] = []
         now = time.time()
         routes = self.config.routes
@@ -80,10 +106,14 @@ class Notifier:
             for i in taken:
                 route = routes[i]
                 if route.group_by and alert.source != GROUP_SOURCE:
-                    self.groups.add(pipe, i, route, alert, now)
+                    # A group's message speaks for many alerts: one person's
+                    # acknowledgement of one of them is not news for it.
+                    if alert.state != "acknowledged":
+                        self.groups.add(pipe, i, route, alert, now)
                     continue
                 for name in route.channels:
-                    chosen.setdefault(name, route.templates)
+                    if self.channels[name].sends(alert):
+                        chosen.setdefault(name, route.templates)
             jobs += [(entry_id, alert, name, templates) for name, templates in chosen.items()]
         await self.send(jobs, pipe)
 
@@ -123,52 +153,45 @@ class Notifier:
         for job in jobs:
             unique.setdefault((job[1].event_id, job[2]), job)
         jobs = list(unique.values())
-        claims = self.redis.pipeline(transaction=False)
-        for _, alert, name, _t in jobs:
-            claims.set(self._sent_key(alert, name), "sending", nx=True, ex=SENDING_TTL_S, get=True)
-        previous = await claims.execute() if jobs else []
+        if not jobs:
+            return
+        previous = await self.sent.claim([self.sent.key(j[1].event_id, j[2]) for j in jobs])
         todo = [job for job, before in zip(jobs, previous, strict=True) if before != b"sent"]
+        records: list[DeliveryRecord] = []
         for (_, alert, name, _t), before in zip(jobs, previous, strict=True):
             if before == b"sent":  # delivered before a crash: say so, do not send again
-                skipped = self._skipped(alert, name)
-                _count(skipped)
-                pipe.xadd(self.names.deliveries, encode(skipped))
-        results = await asyncio.gather(
-            *(
-                deliver(
-                    alert,
-                    self.config.channel(name),
-                    self.ctx,
-                    templates,
-                    self.limiters,
-                    gate=self.gate,
+                records.append(self._skipped(alert, name))
+        results = await asyncio.gather(*(self._deliver(job) for job in todo))
+        await self.sent.flush()
+        for (entry_id, alert, name, _t), attempts in zip(todo, results, strict=True):
+            final = attempts[-1]
+            records += attempts
+            if log.isEnabledFor(logging.INFO):  # the extras cost more than the check
+                log.info(
+                    "alert %s to %s: %s after %d attempt(s)",
+                    alert.event_id,
+                    name,
+                    final.outcome,
+                    final.attempt,
+                    extra=_context(alert, final),
                 )
-                for _, alert, name, templates in todo
-            )
-        )
-        done = self.redis.pipeline(transaction=False)
-        for (entry_id, alert, name, _t), records in zip(todo, results, strict=True):
-            final = records[-1]
-            done.set(
-                self._sent_key(alert, name),
-                "sent" if final.outcome == "delivered" else "failed",
-                ex=SENT_TTL_S,
-            )
-            for record in records:
-                _count(record)
-                pipe.xadd(self.names.deliveries, encode(record))
-            log.info(
-                "alert %s to %s: %s after %d attempt(s)",
-                alert.event_id,
-                name,
-                final.outcome,
-                final.attempt,
-                extra=_context(alert, final),
-            )
             if final.outcome == "failed":
                 self._dead_letter(pipe, entry_id, alert, final)
-        if todo:
-            await done.execute()
+        for record in records:
+            _count(record)
+        # One command for all records: per-entry XADDs cost more Python than the sends.
+        await self._append(  # queued on the pipeline, sent with its transaction
+            keys=[self.names.deliveries],
+            args=[msgspec.json.encode(r) for r in records],
+            client=pipe,
+        )
+
+    async def _deliver(self, job: Job) -> list[DeliveryRecord]:
+        _, alert, name, templates = job
+        config = self.channels[name]
+        attempts = await deliver(alert, config, self.ctx, templates, self.limiters, gate=self.gate)
+        self.sent.mark(self.sent.key(alert.event_id, name), attempts[-1].outcome == "delivered")
+        return attempts
 
     def _skipped(self, alert: AlertEvent, name: str) -> DeliveryRecord:
         return DeliveryRecord(
@@ -176,8 +199,8 @@ class Notifier:
             fingerprint=alert.fingerprint,
             tenant=alert.tenant,
             channel=name,
-            channel_type=self.config.channel(name).kind,
-            target=self.config.channel(name).target(),
+            channel_type=self.channels[name].kind,
+            target=self.channels[name].target(),
             attempt=1,
             outcome="skipped",
             error="already delivered",
@@ -199,7 +222,12 @@ class Notifier:
 
 
 def _count(record: DeliveryRecord) -> None:
-    metrics.DELIVERIES.labels(record.channel, record.channel_type, record.outcome).inc()
+    _counter(record.channel, record.channel_type, record.outcome).inc()
+
+
+@lru_cache(maxsize=4096)
+def _counter(channel: str, kind: str, outcome: str) -> Any:
+    return metrics.DELIVERIES.labels(channel, kind, outcome)
 
 
 def _context(alert: AlertEvent, record: DeliveryRecord) -> dict[str, object]:

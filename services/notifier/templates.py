@@ -6,8 +6,7 @@ syntax error is a configuration error; rendering gets the alert's fields by name
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import msgspec
@@ -17,8 +16,15 @@ from jinja2.sandbox import SandboxedEnvironment
 from schemas import AlertEvent
 from shared.configbase import ConfigStruct
 
-# Resolved is green whatever the severity; firing takes the severity's colour.
-COLORS = {"critical": "#D93F0B", "warning": "#F2A900", "info": "#1F78D1", "resolved": "#2EB886"}
+# Resolved is green and acknowledged grey whatever the severity; firing takes the
+# severity's colour.
+COLORS = {
+    "critical": "#D93F0B",
+    "warning": "#F2A900",
+    "info": "#1F78D1",
+    "resolved": "#2EB886",
+    "acknowledged": "#8E8E8E",
+}
 
 DEFAULT_TITLE = (
     "[{{ state|upper }}{% if state == 'firing' %}:{{ severity }}{% endif %}] "
@@ -71,15 +77,34 @@ class Templates(ConfigStruct, frozen=True, kw_only=True):
                     raise ValueError(f"{name}: template syntax error: {exc.message}") from exc
 
 
-@dataclass(frozen=True, slots=True)
 class Notification:
-    """One alert event as a channel sends it: the event and its rendered texts."""
+    """One alert event as a channel sends it: the event and its texts, rendered on first
+    use (the generic webhook sends the event itself and never renders anything)."""
 
-    alert: AlertEvent
-    title: str
-    text: str
-    html: str
-    test: bool = False
+    def __init__(
+        self, alert: AlertEvent, templates: Templates | None = None, test: bool = False
+    ) -> None:
+        self.alert, self.templates, self.test = alert, templates or Templates(), test
+
+    @cached_property
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = msgspec.structs.asdict(self.alert)
+        return fields | {"alert": self.alert, "color": self.color, "test": self.test}
+
+    @cached_property
+    def title(self) -> str:
+        title = _compile(self.templates.title or DEFAULT_TITLE, False).render(self._fields)
+        return f"[TEST] {title.strip()}" if self.test else title.strip()
+
+    @cached_property
+    def text(self) -> str:
+        source = self.templates.text or DEFAULT_TEXT
+        return str(_compile(source, False).render(self._fields)).strip()
+
+    @cached_property
+    def html(self) -> str:
+        fields = self._fields | {"heading": self.title}
+        return str(_compile(self.templates.html or DEFAULT_HTML, True).render(fields)).strip()
 
     @property
     def color(self) -> str:
@@ -87,7 +112,7 @@ class Notification:
 
 
 def color_of(alert: AlertEvent) -> str:
-    return COLORS["resolved" if alert.state == "resolved" else alert.severity]
+    return COLORS[alert.severity if alert.state == "firing" else alert.state]
 
 
 def _num(value: float) -> str:
@@ -113,13 +138,7 @@ def _compile(source: str, html: bool) -> Template:
 def render(
     alert: AlertEvent, templates: Templates | None = None, test: bool = False
 ) -> Notification:
-    """Render title, text and HTML of ``alert``; raises jinja2 errors for a bad template."""
-    t = templates or Templates()
-    fields: dict[str, Any] = msgspec.structs.asdict(alert)
-    fields |= {"alert": alert, "color": color_of(alert), "test": test}
-    title = _compile(t.title or DEFAULT_TITLE, False).render(fields).strip()
-    if test:
-        title = f"[TEST] {title}"
-    text = _compile(t.text or DEFAULT_TEXT, False).render(fields).strip()
-    html = _compile(t.html or DEFAULT_HTML, True).render(fields | {"heading": title}).strip()
-    return Notification(alert, title, text, html, test)
+    """Render title, text and HTML of ``alert`` now; raises jinja2 errors for a bad template."""
+    note = Notification(alert, templates, test)
+    _ = note.title, note.text, note.html
+    return note

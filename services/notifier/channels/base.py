@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 from yarl import URL
 
+from schemas import AlertEvent
 from services.notifier.templates import Notification
 from shared.configbase import ConfigStruct, Seconds
 from shared.errors import ChannelError
@@ -46,6 +48,11 @@ class ChannelConfig(ConfigStruct, frozen=True, kw_only=True):
         """Where this destination sends, safe to record (no secret); override per type."""
         return ""
 
+    def sends(self, alert: AlertEvent) -> bool:
+        """Whether this destination hears of ``alert`` at all; override per type (SMS and
+        Alertmanager-shaped webhooks say nothing on acknowledgements)."""
+        return True
+
     def secrets(self) -> list[str]:
         """The secret values of this destination (non-empty ones)."""
         return [v for f in self.secret_fields if (v := getattr(self, f, None))]
@@ -77,6 +84,7 @@ class Channel(Protocol):
     async def send(self, note: Notification, config: Any, ctx: SendContext) -> int | None: ...
 
 
+@lru_cache(maxsize=1024)
 def host_of(url: str) -> str:
     """The host (and port) of a URL, without credentials, path or query."""
     parts = urlsplit(url)
@@ -93,6 +101,17 @@ def classify(code: int) -> int:
         return code
     retryable = code in (408, 425, 429) or code >= 500
     raise ChannelError(f"HTTP {code}", permanent=not retryable, status_code=code)
+
+
+# Parsed once per destination: a send is the hot path, and both are immutable.
+@lru_cache(maxsize=1024)
+def _url(url: str) -> URL:
+    return URL(url, encoded=True)  # as given: channels quote their own path parts
+
+
+@lru_cache(maxsize=64)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 async def request(
@@ -117,10 +136,10 @@ async def request(
     try:
         async with ctx.http.request(
             method,
-            URL(url, encoded=True),  # as given: channels quote their own path parts
+            _url(url),
             data=form if form is not None else content,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=_timeout(timeout),
         ) as response:
             await response.read()  # drain, so the connection is reused
             status = response.status

@@ -8,7 +8,11 @@ from typing import ClassVar
 from services.notifier.channels.base import ChannelConfig, SendContext
 from services.notifier.templates import Notification
 
-_MARK = {"firing": "\033[1;31mFIRING  \033[0m", "resolved": "\033[1;32mRESOLVED\033[0m"}
+_MARK = {
+    "firing": "\033[1;31mFIRING  \033[0m",
+    "acknowledged": "\033[1;33mACKED   \033[0m",
+    "resolved": "\033[1;32mRESOLVED\033[0m",
+}
 
 
 class ConsoleConfig(ChannelConfig, frozen=True, kw_only=True, tag="console", tag_field="type"):

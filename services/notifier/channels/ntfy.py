@@ -10,6 +10,9 @@ from services.notifier.templates import Notification
 _PRIORITY = {"critical": "5", "warning": "4", "info": "3"}
 
 
+_TAGS = {"firing": "rotating_light", "acknowledged": "eyes", "resolved": "white_check_mark"}
+
+
 class NtfyConfig(ChannelConfig, frozen=True, kw_only=True, tag="ntfy", tag_field="type"):
     secret_fields: ClassVar[tuple[str, ...]] = ("token",)
 
@@ -23,12 +26,12 @@ class NtfyConfig(ChannelConfig, frozen=True, kw_only=True, tag="ntfy", tag_field
 
 def ntfy_headers(note: Notification, config: NtfyConfig) -> dict[str, str]:
     alert = note.alert
-    resolved = alert.state == "resolved"
+    firing = alert.state == "firing"
     headers = {
         # HTTP headers are Latin-1: keep the title to what survives the trip.
         "title": note.title.encode("latin-1", "replace").decode("latin-1"),
-        "priority": "3" if resolved else _PRIORITY[alert.severity],
-        "tags": "white_check_mark" if resolved else "rotating_light",
+        "priority": _PRIORITY[alert.severity] if firing else "3",
+        "tags": _TAGS[alert.state],
         "content-type": "text/plain; charset=utf-8",
     }
     if alert.runbook_url:

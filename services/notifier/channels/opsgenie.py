@@ -1,4 +1,4 @@
-"""Opsgenie Alert API: create on firing, close by alias on resolved."""
+"""Opsgenie Alert API: create on firing, acknowledge and close by alias."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def opsgenie_request(note: Notification, config: OpsgenieConfig) -> tuple[str, d
     if alert.state == "resolved":
         path = f"/v2/alerts/{quote(alias(note), safe='')}/close?identifierType=alias"
         return path, {"source": "vigil", "note": note.title}
+    if alert.state == "acknowledged":
+        path = f"/v2/alerts/{quote(alias(note), safe='')}/acknowledge?identifierType=alias"
+        return path, {"source": "vigil", "user": alert.acknowledged_by, "note": alert.message}
     details = {**alert.labels, "tenant": alert.tenant, "service": alert.service}
     if alert.runbook_url:
         details["runbook_url"] = alert.runbook_url
@@ -53,7 +56,7 @@ def opsgenie_request(note: Notification, config: OpsgenieConfig) -> tuple[str, d
 
 class OpsgenieChannel:
     type: ClassVar[str] = "opsgenie"
-    description: ClassVar[str] = "Opsgenie Alert API: create, then close by alias"
+    description: ClassVar[str] = "Opsgenie Alert API: create, acknowledge, close by alias"
 
     async def send(self, note: Notification, config: OpsgenieConfig, ctx: SendContext) -> int:
         path, body = opsgenie_request(note, config)

@@ -1,4 +1,5 @@
-"""PagerDuty Events API v2: trigger on firing, resolve on resolved, one stable dedup_key."""
+"""PagerDuty Events API v2: trigger on firing, acknowledge on acknowledged, resolve on
+resolved, all with one stable dedup_key."""
 
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ def dedup_key(note: Notification) -> str:
 
 def pagerduty_payload(note: Notification, config: PagerDutyConfig) -> dict[str, Any]:
     alert = note.alert
-    if alert.state == "resolved":
+    if alert.state != "firing":
         return {
             "routing_key": config.routing_key,
-            "event_action": "resolve",
+            "event_action": "resolve" if alert.state == "resolved" else "acknowledge",
             "dedup_key": dedup_key(note),
         }
     details: dict[str, Any] = {"message": alert.message, **alert.labels}
@@ -62,7 +63,9 @@ def pagerduty_payload(note: Notification, config: PagerDutyConfig) -> dict[str, 
 
 class PagerDutyChannel:
     type: ClassVar[str] = "pagerduty"
-    description: ClassVar[str] = "PagerDuty Events API v2: trigger and resolve, stable dedup_key"
+    description: ClassVar[str] = (
+        "PagerDuty Events API v2: trigger, acknowledge, resolve; stable dedup_key"
+    )
 
     async def send(self, note: Notification, config: PagerDutyConfig, ctx: SendContext) -> int:
         url = config.base_url.rstrip("/") + "/v2/enqueue"

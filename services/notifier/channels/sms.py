@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import msgspec
 
+from schemas import AlertEvent
 from services.notifier.channels.base import ChannelConfig, SendContext, request
 from services.notifier.templates import Notification
 
@@ -23,6 +24,9 @@ class SmsConfig(ChannelConfig, frozen=True, kw_only=True, tag="sms", tag_field="
 
     def target(self) -> str:
         return self.to
+
+    def sends(self, alert: AlertEvent) -> bool:
+        return alert.state != "acknowledged"  # a text per acknowledgement is paging noise
 
 
 def sms_form(note: Notification, config: SmsConfig) -> dict[str, str]:

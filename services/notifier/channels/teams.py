@@ -9,6 +9,7 @@ from services.notifier.templates import Notification
 
 # Adaptive Card text colours: the nearest named colour to each severity.
 _CARD_COLOR = {"critical": "Attention", "warning": "Warning", "info": "Accent"}
+_STATE_COLOR = {"resolved": "Good", "acknowledged": "Default"}
 
 
 class TeamsConfig(ChannelConfig, frozen=True, kw_only=True, tag="teams", tag_field="type"):
@@ -22,7 +23,7 @@ class TeamsConfig(ChannelConfig, frozen=True, kw_only=True, tag="teams", tag_fie
 
 def teams_payload(note: Notification) -> dict[str, Any]:
     alert = note.alert
-    color = "Good" if alert.state == "resolved" else _CARD_COLOR[alert.severity]
+    color = _STATE_COLOR.get(alert.state) or _CARD_COLOR[alert.severity]
     facts = [
         {"title": "Tenant", "value": alert.tenant},
         {"title": "Service", "value": alert.service},

@@ -32,6 +32,10 @@ class WebhookConfig(ChannelConfig, frozen=True, kw_only=True, tag="webhook", tag
     def target(self) -> str:
         return host_of(self.url)
 
+    def sends(self, alert: AlertEvent) -> bool:
+        # Alertmanager's body knows firing and resolved only.
+        return self.format == "vigil" or alert.state != "acknowledged"
+
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
