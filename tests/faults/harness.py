@@ -196,6 +196,17 @@ class Workers:
         """Each role's exit code, None while it runs."""
         return {role: proc.poll() for role, proc in self.procs.items()}
 
+    def poll(self, predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+        """``poll`` that fails at once, with the log, when a worker has died."""
+
+        def check() -> bool:
+            for role, code in self.alive().items():
+                if code is not None:
+                    raise AssertionError(f"{role} exited ({code}): {self.log(role)[-3000:]}")
+            return predicate()
+
+        poll(check, timeout, what)
+
     def rss_kib(self, role: str) -> int:
         """Resident memory of a worker, from /proc."""
         for line in Path(f"/proc/{self.procs[role].pid}/status").read_text().splitlines():
