@@ -21,7 +21,7 @@ import pytest
 from redis import Redis
 
 from services.archiver.migrate import upgrade
-from shared.localservers import LocalPostgres
+from shared.localservers import LocalPostgres, LocalRedis
 from shared.streams import StreamNames
 from tests.faults.harness import (
     Receiver,
@@ -137,3 +137,56 @@ def largest_gap_s(database_url: str) -> float:
         for a, b in itertools.pairwise(list(series))
     ]
     return max(gaps)
+
+
+@pytest.fixture
+def own_redis(server_dir: Path) -> Iterator[LocalRedis]:
+    server = LocalRedis(server_dir / f"redis-{uuid.uuid4().hex[:6]}", aof=True).start()
+    yield server
+    server.stop()
+
+
+def test_redis_restart_with_aof_loses_and_duplicates_nothing(
+    tmp_path: Path, own_redis: LocalRedis, database_url: str
+) -> None:
+    names = StreamNames(f"f{uuid.uuid4().hex[:10]}")
+    redis = Redis.from_url(own_redis.url)
+    down_s = 6.0 if soak() else 2.0
+    with HttpStub() as target, Receiver() as receiver:
+        config = flapping_config(target.url, receiver.url, CHECKS)
+        with (
+            Workers(tmp_path, config, own_redis.url, database_url, names.prefix) as workers,
+            Flapper(target, period=1.0),
+        ):
+            workers.start()
+            workers.poll(lambda: len(receiver.hits) >= CHECKS, 30, "alerts delivered")
+            before = len(stream_ids(redis, names.results))
+            own_redis.stop()  # SIGTERM: Redis writes its AOF and exits
+            probed = len(target.requests)
+            time.sleep(down_s)
+            probed_while_down = len(target.requests) - probed
+            own_redis.start()
+            redis = Redis.from_url(own_redis.url)
+            # The probe's buffered results arrive, the consumers resume.
+            workers.poll(
+                lambda: stream_length(redis, names.results) > before + probed_while_down,
+                30,
+                "buffered results published",
+            )
+            delivered = len(receiver.hits)
+            workers.poll(lambda: len(receiver.hits) > delivered + CHECKS, 60, "alerts flowing")
+            workers.stop_role("probe")
+            streams = [names.results, names.alerts, names.deliveries]
+            workers.poll(lambda: settled(redis, streams), 60, "every group to catch up")
+    counts = nothing_lost(redis, names, database_url, receiver)
+    gap = largest_gap_s(database_url)
+    assert gap < down_s + 5 * INTERVAL_S, gap
+    print(
+        f"\nfault 2: Redis down {down_s:.0f}s (AOF); {probed_while_down} checks ran meanwhile,"
+        f" their results buffered and published after; {counts}; largest gap in a check's"
+        f" history {gap:.2f}s"
+    )
+
+
+def stream_length(redis: Redis, stream: str) -> int:
+    return int(redis.xlen(stream))  # type: ignore[arg-type]
