@@ -165,6 +165,8 @@ def test_redis_restart_with_aof_loses_and_duplicates_nothing(
             probed = len(target.requests)
             time.sleep(down_s)
             probed_while_down = len(target.requests) - probed
+            # Checks go on by the probe's own clock; results wait in its buffer.
+            assert probed_while_down >= CHECKS * (down_s / INTERVAL_S) / 2, probed_while_down
             own_redis.start()
             redis = Redis.from_url(own_redis.url)
             # The probe's buffered results arrive, the consumers resume.
@@ -180,7 +182,7 @@ def test_redis_restart_with_aof_loses_and_duplicates_nothing(
             workers.poll(lambda: settled(redis, streams), 60, "every group to catch up")
     counts = nothing_lost(redis, names, database_url, receiver)
     gap = largest_gap_s(database_url)
-    assert gap < down_s + 5 * INTERVAL_S, gap
+    assert gap < 5 * INTERVAL_S + 1.0, gap  # no hole for the outage
     print(
         f"\nfault 2: Redis down {down_s:.0f}s (AOF); {probed_while_down} checks ran meanwhile,"
         f" their results buffered and published after; {counts}; largest gap in a check's"
