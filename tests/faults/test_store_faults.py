@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -192,3 +193,41 @@ def test_redis_restart_with_aof_loses_and_duplicates_nothing(
 
 def stream_length(redis: Redis, stream: str) -> int:
     return int(redis.xlen(stream))  # type: ignore[arg-type]
+
+
+def test_redis_restarted_without_its_data_groups_are_recreated_and_work_resumes(
+    tmp_path: Path, own_redis: LocalRedis, database_url: str
+) -> None:
+    names = StreamNames(f"f{uuid.uuid4().hex[:10]}")
+    with HttpStub() as target, Receiver() as receiver:
+        config = flapping_config(target.url, receiver.url, CHECKS)
+        with (
+            Workers(tmp_path, config, own_redis.url, database_url, names.prefix) as workers,
+            Flapper(target, period=1.0),
+        ):
+            workers.start()
+            workers.poll(lambda: len(receiver.hits) >= CHECKS, 30, "alerts delivered")
+            own_redis.stop()
+            for path in own_redis.directory.iterdir():  # the data is lost
+                if path.name != "redis.log":
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+            own_redis.start()
+            redis = Redis.from_url(own_redis.url)
+            delivered = len(receiver.hits)
+            # New results are evaluated, notified and archived: every group is back.
+            workers.poll(lambda: len(receiver.hits) > delivered + 2 * CHECKS, 60, "alerts again")
+            workers.stop_role("probe")
+            streams = [names.results, names.alerts, names.deliveries]
+            workers.poll(lambda: settled(redis, streams), 60, "every group to catch up")
+    groups = {s: {g["name"] for g in redis.xinfo_groups(s)} for s in streams}  # type: ignore[union-attr]
+    assert groups[names.results] >= {b"evaluator", b"archiver"}
+    assert groups[names.alerts] == {b"notifier", b"archiver"}
+    results = stream_ids(redis, names.results)
+    assert set(results) <= set(archived_ids(database_url, "check_results"))
+    alerts = stream_ids(redis, names.alerts)
+    for channel in ("/a", "/b"):
+        assert set(alerts) <= set(receiver.delivered_ids(channel)), channel
+    print(
+        f"\nfault 2b: Redis restarted empty; groups re-created; {len(results)} results and"
+        f" {len(alerts)} alert transitions since, all archived and delivered"
+    )
