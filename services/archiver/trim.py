@@ -27,8 +27,9 @@ async def group_floor(redis: Redis, stream: str) -> StreamId | None:
     floor: StreamId | None = None
     for group in await redis.xinfo_groups(stream):
         name = group["name"]
-        if int(group["pending"]):
-            summary = await redis.xpending(stream, name)
+        # Acknowledged meanwhile (XINFO and XPENDING are two reads): no pending "min".
+        summary = await redis.xpending(stream, name) if int(group["pending"]) else None
+        if summary and summary["min"] is not None:
             needed = parse_id(summary["min"])
         else:
             last = parse_id(group["last-delivered-id"])

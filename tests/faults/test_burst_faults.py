@@ -17,9 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from schemas import AlertEvent
-from shared.streams import StreamNames, encode
+from services.archiver import trim
+from shared.streams import StreamNames, encode, ensure_group
 from tests.faults.harness import Receiver, Workers, settled, soak
 
 NORMAL = 100  # alerts per second
@@ -155,3 +157,35 @@ def test_slow_consumer_under_a_10x_burst_keeps_memory_bounded_and_loses_nothing(
         f" {watch.trims_under_backlog} times during the backlog, checked {len(watch.backlog)}"
         " times, never removed a pending entry"
     )
+
+
+async def test_trim_floor_survives_entries_acknowledged_while_it_looks(
+    redis_server_url: str,
+) -> None:
+    """XINFO GROUPS says "pending", XPENDING a moment later says none: the floor is the
+    entry after the last delivered one, not a crash (it stopped the archiver)."""
+    names = StreamNames(f"f{uuid.uuid4().hex[:10]}")
+    client = AsyncRedis.from_url(redis_server_url)
+    await ensure_group(client, names.alerts, "g")
+    stop = threading.Event()
+    rounds = 0
+
+    def read_and_ack() -> None:  # in a thread: truly between the two reads of group_floor
+        nonlocal rounds
+        other = Redis.from_url(redis_server_url)
+        while not stop.is_set():
+            entry = other.xadd(names.alerts, {"data": b"{}"})
+            other.xreadgroup("g", "c", {names.alerts: ">"}, count=1)
+            other.xack(names.alerts, "g", entry)
+            rounds += 1
+        other.close()
+
+    worker = threading.Thread(target=read_and_ack)
+    worker.start()
+    try:
+        floors = [await trim.group_floor(client, names.alerts) for _ in range(2000)]
+    finally:
+        stop.set()
+        worker.join()
+        await client.aclose()
+    assert rounds > 100 and all(f is not None for f in floors)
