@@ -49,6 +49,9 @@ class Consumer(Generic[M]):
     group: str
     codec: Codec[M]
     handle: Handler[M]
+    # Called when a batch the handler queued could not be committed (the transaction
+    # failed, or its outcome is unknown): the handler's state may be behind Redis.
+    abort: Callable[[], None] | None = None
 
 
 async def _raw_parser(message: Mapping[str, Any], _original: Any) -> RedisBatchStreamMessage:
@@ -85,6 +88,7 @@ class BatchProcessor(Generic[M]):
         c = self.consumer
         started = time.perf_counter()
         good, bad = c.codec.decode(ids, entries)
+        handled = False
         try:
             if reclaimed and good:
                 good, poison = await self._split_poison(good, dict(zip(ids, entries, strict=True)))
@@ -92,6 +96,7 @@ class BatchProcessor(Generic[M]):
             pipe = self.redis.pipeline(transaction=True)
             async with self._held(ids):
                 after = await c.handle(good, pipe) if good else None
+            handled = bool(good)
             for rejected in bad:
                 log.warning("dead-lettered %s %s: %s", c.stream, rejected.entry_id, rejected.reason)
                 pipe.xadd(self.names.deadletter, deadletter_fields(c.stream, c.group, rejected))
@@ -99,6 +104,8 @@ class BatchProcessor(Generic[M]):
             await pipe.execute()
         except Exception as exc:
             metrics.HANDLER_ERRORS.labels(c.stream, c.group, type(exc).__name__).inc()
+            if handled and c.abort is not None:
+                c.abort()
             raise
         if after is not None:
             after()
