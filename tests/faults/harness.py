@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 from redis import Redis
+from redis.exceptions import ResponseError
 
 from shared.streams import StreamNames
 
@@ -206,6 +207,28 @@ class Workers:
             return predicate()
 
         poll(check, timeout, what)
+
+    def wait_ready(self, redis: Redis, names: StreamNames, timeout: float = 60.0) -> None:
+        """Until every group of a full pipeline has read from its stream (a fault injected
+        earlier would hit a worker still starting, which is another test)."""
+        wanted = {
+            names.results: {b"evaluator", b"archiver"},
+            names.alerts: {b"notifier", b"archiver"},
+            names.deliveries: {b"archiver"},
+        }
+
+        def ready() -> bool:
+            for stream, groups in wanted.items():
+                try:
+                    info: Any = redis.xinfo_groups(stream)
+                except ResponseError:  # no such stream yet
+                    return False
+                have = {g["name"] for g in info if g["last-delivered-id"] != b"0-0"}
+                if not groups <= have:
+                    return False
+            return True
+
+        self.poll(ready, timeout, "every group reading")
 
     def rss_kib(self, role: str) -> int:
         """Resident memory of a worker, from /proc."""
