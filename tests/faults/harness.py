@@ -230,6 +230,14 @@ class Workers:
 
         self.poll(ready, timeout, "every group reading")
 
+    def settle(self, redis: Redis, streams: list[str], timeout: float = 60.0) -> None:
+        """Until every group has caught up; on timeout, say which did not."""
+        try:
+            self.poll(lambda: settled(redis, streams), timeout, "every group to catch up")
+        except AssertionError as exc:
+            logs = {role: self.log(role)[-1500:] for role in self.procs}
+            raise AssertionError(f"{exc}: {behind(redis, streams)}; logs: {logs}") from None
+
     def rss_kib(self, role: str) -> int:
         """Resident memory of a worker, from /proc."""
         for line in Path(f"/proc/{self.procs[role].pid}/status").read_text().splitlines():
@@ -304,13 +312,19 @@ def archived_ids(database_url: str, table: str, column: str = "event_id") -> lis
 
 def settled(redis: Redis, streams: list[str]) -> bool:
     """Every group of every stream has read everything and acknowledged it."""
+    return not behind(redis, streams)
+
+
+def behind(redis: Redis, streams: list[str]) -> list[str]:
+    """The groups that have not read or not acknowledged everything, as text."""
+    out = []
     for stream in streams:
         if not redis.exists(stream):
             continue
         for group in redis.xinfo_groups(stream):  # type: ignore[union-attr]
             if int(group["pending"]) or group.get("lag") not in (0, None):
-                return False
-    return True
+                out.append(f"{stream} {group['name']!r}: {group}")
+    return out
 
 
 def duplicates(counts: Counter[str] | list[str]) -> dict[str, int]:

@@ -22,7 +22,7 @@ from redis.asyncio import Redis as AsyncRedis
 from schemas import AlertEvent
 from services.archiver import trim
 from shared.streams import StreamNames, encode, ensure_group
-from tests.faults.harness import Receiver, Workers, settled, soak
+from tests.faults.harness import Receiver, Workers, soak
 
 NORMAL = 100  # alerts per second
 BURST = 10 * NORMAL
@@ -138,7 +138,7 @@ def test_slow_consumer_under_a_10x_burst_keeps_memory_bounded_and_loses_nothing(
                 time.sleep(max(0.0, started + second + 1 - time.monotonic()))
             workers.poll(lambda: len(receiver.hits) >= len(sent), 120, "the burst delivered")
             drained_s = time.monotonic() - started
-            workers.poll(lambda: settled(redis, [names.alerts]), 30, "all acknowledged")
+            workers.settle(redis, [names.alerts], 30)
             # The replay window has passed: the archiver's trimming empties the stream.
             workers.poll(lambda: int(redis.xlen(names.alerts)) < len(sent) // 10, 30, "trimmed")  # type: ignore[arg-type]
     delivered = receiver.delivered_ids("/slow")

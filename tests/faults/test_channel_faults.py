@@ -22,7 +22,7 @@ from redis import Redis
 
 from schemas import AlertEvent
 from shared.streams import StreamNames, encode
-from tests.faults.harness import Receiver, Workers, iter_stream, poll, settled
+from tests.faults.harness import Receiver, Workers, iter_stream
 
 FAILING = ("500", "429", "hang", "close")
 ATTEMPTS = 3
@@ -85,7 +85,7 @@ def test_failing_targets_are_retried_then_dead_lettered_and_others_keep_flowing(
         )
         second_wave_s = time.monotonic() - published
         streams = [names.alerts, names.deliveries]
-        poll(lambda: settled(redis, streams), 60, "every group to catch up")
+        workers.settle(redis, streams, 60)
         assert workers.alive() == {"notifier": None, "archiver": None}
 
     events = {e.event_id for e in first + second}

@@ -29,7 +29,6 @@ from tests.faults.harness import (
     Workers,
     archived_ids,
     duplicates,
-    settled,
     soak,
     stream_ids,
 )
@@ -96,7 +95,7 @@ def test_postgres_outage_pauses_archiving_and_the_backlog_drains_without_gaps(
             drained_s = time.monotonic() - stopped - outage_s
             workers.stop_role("probe")
             streams = [names.results, names.alerts, names.deliveries]
-            workers.poll(lambda: settled(redis, streams), 60, "every group to catch up")
+            workers.settle(redis, streams, 60)
     counts = nothing_lost(redis, names, own_postgres.url, receiver)
     gap = largest_gap_s(own_postgres.url)
     assert gap < 5 * INTERVAL_S + 1.0, gap
@@ -186,7 +185,7 @@ def test_redis_restart_with_aof_loses_and_duplicates_nothing(
             assert resumed_s < 20, resumed_s
             workers.stop_role("probe")
             streams = [names.results, names.alerts, names.deliveries]
-            workers.poll(lambda: settled(redis, streams), 60, "every group to catch up")
+            workers.settle(redis, streams, 60)
     counts = nothing_lost(redis, names, database_url, receiver)
     gap = largest_gap_s(database_url)
     assert gap < 5 * INTERVAL_S + 1.0, gap  # no hole for the outage
@@ -226,7 +225,7 @@ def test_redis_restarted_without_its_data_groups_are_recreated_and_work_resumes(
             workers.poll(lambda: len(receiver.hits) > delivered + 2 * CHECKS, 60, "alerts again")
             workers.stop_role("probe")
             streams = [names.results, names.alerts, names.deliveries]
-            workers.poll(lambda: settled(redis, streams), 60, "every group to catch up")
+            workers.settle(redis, streams, 60)
     groups = {s: {g["name"] for g in redis.xinfo_groups(s)} for s in streams}  # type: ignore[union-attr]
     assert groups[names.results] >= {b"evaluator", b"archiver"}
     assert groups[names.alerts] == {b"notifier", b"archiver"}

@@ -26,7 +26,6 @@ from tests.faults.harness import (
     archived_ids,
     duplicates,
     poll,
-    settled,
     soak,
     stream_ids,
 )
@@ -99,7 +98,7 @@ def test_kill_9_of_each_worker_loses_and_duplicates_nothing(
             time.sleep(2.0)
             workers.stop_role("probe")
             streams = [names.results, names.alerts, names.deliveries]
-            poll(lambda: settled(redis, streams), 60, "every group to catch up")
+            workers.settle(redis, streams, 60)
             assert workers.alive() == {r: None for r in ROLES if r != "probe"}
         report(redis, names, database_url, receiver, in_flight_at_kill)
 
