@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from redis.asyncio import Redis as AsyncRedis
 from schemas import AlertEvent
 from services.archiver import trim
 from shared.streams import StreamNames, encode, ensure_group
-from tests.faults.harness import Receiver, Workers, soak
+from tests.faults.harness import Receiver, Workers, behind, iter_stream, soak
 
 NORMAL = 100  # alerts per second
 BURST = 10 * NORMAL
@@ -136,7 +137,14 @@ def test_slow_consumer_under_a_10x_burst_keeps_memory_bounded_and_loses_nothing(
             for second in range(BURST_S):
                 sent += publish(redis, names, NORMAL + second * BURST, BURST)
                 time.sleep(max(0.0, started + second + 1 - time.monotonic()))
-            workers.poll(lambda: len(receiver.hits) >= len(sent), 120, "the burst delivered")
+            try:
+                workers.poll(lambda: len(receiver.hits) >= len(sent), 120, "the burst delivered")
+            except AssertionError as exc:
+                dead = [f.get(b"dlq:reason") for _, f in iter_stream(redis, names.deadletter)]
+                raise AssertionError(
+                    f"{exc}: {len(receiver.hits)} of {len(sent)} received;"
+                    f" {behind(redis, [names.alerts])}; dead letters {Counter(dead)}"
+                ) from None
             drained_s = time.monotonic() - started
             workers.settle(redis, [names.alerts], 30)
             # The replay window has passed: the archiver's trimming empties the stream.
