@@ -7,14 +7,20 @@ handler. The handler queues its Redis writes on a transaction pipeline; the
 adapter adds the dead letters and the XACK of the whole batch and executes it,
 so outputs and acknowledgement land together or not at all. An entry that
 cannot be decoded, or that was delivered ``max_deliveries`` times without
-being acknowledged, goes to the dead-letter stream with the reason.
+being acknowledged, goes to the dead-letter stream with the reason. While a
+handler works on a batch, its entries are re-claimed now and then (XCLAIM
+JUSTID: idle time reset, delivery count kept), so a slow batch (a notifier
+retrying a failing channel) is not reclaimed and handled twice while its worker
+is alive; once the worker dies, they go idle and are reclaimed as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic
 
@@ -23,6 +29,7 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 
 from shared import metrics
 from shared.settings import Settings
@@ -42,6 +49,9 @@ class Consumer(Generic[M]):
     group: str
     codec: Codec[M]
     handle: Handler[M]
+    # Called when a batch the handler queued could not be committed (the transaction
+    # failed, or its outcome is unknown): the handler's state may be behind Redis.
+    abort: Callable[[], None] | None = None
 
 
 async def _raw_parser(message: Mapping[str, Any], _original: Any) -> RedisBatchStreamMessage:
@@ -60,10 +70,17 @@ class BatchProcessor(Generic[M]):
     """Decode, dead-letter, handle and acknowledge one batch of entries."""
 
     def __init__(
-        self, redis: Redis, names: StreamNames, consumer: Consumer[M], max_deliveries: int
+        self,
+        redis: Redis,
+        names: StreamNames,
+        consumer: Consumer[M],
+        max_deliveries: int,
+        holder: tuple[str, float] | None = None,
     ) -> None:
+        """``holder``: (consumer name, seconds between re-claims) of batches in hand."""
         self.redis, self.names, self.consumer = redis, names, consumer
         self.max_deliveries = max_deliveries
+        self.holder = holder
 
     async def __call__(
         self, ids: list[bytes], entries: list[dict[bytes, bytes]], reclaimed: bool = False
@@ -71,12 +88,15 @@ class BatchProcessor(Generic[M]):
         c = self.consumer
         started = time.perf_counter()
         good, bad = c.codec.decode(ids, entries)
+        handled = False
         try:
             if reclaimed and good:
                 good, poison = await self._split_poison(good, dict(zip(ids, entries, strict=True)))
                 bad += poison
             pipe = self.redis.pipeline(transaction=True)
-            after = await c.handle(good, pipe) if good else None
+            async with self._held(ids):
+                after = await c.handle(good, pipe) if good else None
+            handled = bool(good)
             for rejected in bad:
                 log.warning("dead-lettered %s %s: %s", c.stream, rejected.entry_id, rejected.reason)
                 pipe.xadd(self.names.deadletter, deadletter_fields(c.stream, c.group, rejected))
@@ -84,6 +104,8 @@ class BatchProcessor(Generic[M]):
             await pipe.execute()
         except Exception as exc:
             metrics.HANDLER_ERRORS.labels(c.stream, c.group, type(exc).__name__).inc()
+            if handled and c.abort is not None:
+                c.abort()
             raise
         if after is not None:
             after()
@@ -92,6 +114,29 @@ class BatchProcessor(Generic[M]):
         metrics.HANDLER_SECONDS.labels(c.stream, c.group).observe(time.perf_counter() - started)
         for rejected in bad:
             metrics.DEAD_LETTERS.labels(c.stream, c.group, rejected.kind).inc()
+
+    @contextlib.asynccontextmanager
+    async def _held(self, ids: list[bytes]) -> AsyncIterator[None]:
+        if self.holder is None or not ids:
+            yield
+            return
+        task = asyncio.create_task(self._hold(ids, *self.holder))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _hold(self, ids: list[bytes], consumer: str, every_s: float) -> None:
+        c = self.consumer
+        claim: list[Any] = list(ids)
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.redis.xclaim(c.stream, c.group, consumer, 0, claim, justid=True)
+            except RedisError as exc:  # Redis away: the batch will fail or be reclaimed
+                log.warning("%s: cannot hold a batch in hand: %s", c.stream, exc)
 
     async def _split_poison(
         self, good: list[tuple[bytes, M]], fields: dict[bytes, dict[bytes, bytes]]
@@ -119,7 +164,9 @@ def attach(
     broker: RedisBroker, redis: Redis, settings: Settings, names: StreamNames, consumer: Consumer[M]
 ) -> BatchProcessor[M]:
     """Register the reading and the reclaiming subscriber of ``consumer`` on ``broker``."""
-    process = BatchProcessor(redis, names, consumer, settings.max_deliveries)
+    # Re-claim well within the reclaimers' idle time, so they never take a batch in hand.
+    holder = (settings.consumer_name, settings.reclaim_idle_ms / 1000 / 4)
+    process = BatchProcessor(redis, names, consumer, settings.max_deliveries, holder)
     # Export 0 before the first dead letter, so a rate over the scraped counter sees it rise.
     for kind in ("undecodable", "poison"):
         metrics.DEAD_LETTERS.labels(consumer.stream, consumer.group, kind)

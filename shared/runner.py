@@ -109,6 +109,7 @@ async def run(
         attach(broker, redis, settings, names, consumer)
     if consumers:
         loops.append(lambda: sample_lag(settings.redis_url, consumers))
+        loops.append(lambda: revive_subscribers(redis, broker))
     if settings.ops_port is not None:
         checks = readiness_checks(redis, broker, settings if "archiver" in roles else None)
         ops = OpsServer(checks, settings.ops_host, settings.ops_port)
@@ -172,6 +173,24 @@ async def sample_lag(
                     metrics.CONSUMER_PENDING.labels(stream, name).set(group["pending"])
                     if group.get("lag") is not None:
                         metrics.CONSUMER_LAG.labels(stream, name).set(group["lag"])
+
+
+async def revive_subscribers(redis: Redis, broker: RedisBroker, every_s: float = 1.0) -> None:
+    """Restart a subscriber that stopped because its group is gone (Redis came back
+    without its data: FastStream stops the subscriber on NOGROUP), after re-creating the
+    group at the start of the stream, so nothing published since is skipped."""
+    while True:
+        await asyncio.sleep(every_s)
+        for sub in broker.subscribers:
+            if sub.running:
+                continue
+            stream = sub.stream_sub  # type: ignore[attr-defined]
+            try:
+                await ensure_group(redis, stream.name, stream.group)
+                await sub.start()
+                log.warning("group %s on %s re-created; consuming again", stream.group, stream.name)
+            except (OSError, RedisError) as exc:  # Redis still away: next round
+                log.debug("cannot revive the subscriber of %s yet: %s", stream.name, exc)
 
 
 async def _until_stopped(stop: asyncio.Event, loops: list[Callable[[], Awaitable[None]]]) -> None:

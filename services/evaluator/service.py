@@ -103,6 +103,7 @@ class Evaluator:
         self._idle = asyncio.Event()
         self._idle.set()
         self.stall_s = STALL_S
+        self._stale = False  # a commit failed: reload the checkpoint before the next batch
         self._codecs = (
             CountingCodec(CheckResult),
             CountingCodec(MetricSample),
@@ -131,9 +132,15 @@ class Evaluator:
         self,
     ) -> list[Consumer[CheckResult] | Consumer[MetricSample] | Consumer[ApplicationError]]:
         return [
-            Consumer(self.names.results, self.group, self._codecs[0], self.handle_results),
-            Consumer(self.names.metrics, self.group, self._codecs[1], self.handle_metrics),
-            Consumer(self.names.errors, self.group, self._codecs[2], self.handle_errors),
+            Consumer(
+                self.names.results, self.group, self._codecs[0], self.handle_results, self.abort
+            ),
+            Consumer(
+                self.names.metrics, self.group, self._codecs[1], self.handle_metrics, self.abort
+            ),
+            Consumer(
+                self.names.errors, self.group, self._codecs[2], self.handle_errors, self.abort
+            ),
         ]
 
     async def handle_results(
@@ -161,6 +168,12 @@ class Evaluator:
         if count := codec.take():
             pipe.hincrby(self.ignored_key, UNKNOWN_FIELDS, count)
 
+    def abort(self) -> None:
+        """A batch's transaction failed (Redis went away): it may or may not have run, so
+        the next batch starts from the checkpoint; its entries stay pending and come back."""
+        self._stale = True
+        self._idle.set()
+
     async def _enter(self) -> None:
         """Wait until no batch or tick is between copying and committing states."""
         while not self._idle.is_set():
@@ -170,9 +183,16 @@ class Evaluator:
                 # The transaction failed, so its entries stay pending and come back:
                 # start again from the checkpoint, which never saw them.
                 log.warning("evaluator: a batch was never committed; reloading the checkpoint")
-                await self.load()
+                self._stale = True
                 self._idle.set()
         self._idle.clear()
+        if self._stale:
+            try:
+                await self.load()
+            except BaseException:
+                self._idle.set()  # still stale: the next batch tries again
+                raise
+            self._stale = False
 
     def owns(self, tenant: str) -> bool:
         if self.partitions == 1:
@@ -244,6 +264,9 @@ class Evaluator:
                 await pipe.execute()
                 self.states.update(moved)
                 _count(Counter(alert.state for alert in alerts))
+        except RedisError:
+            self._stale = True  # it may have committed: reload before the next batch
+            raise
         finally:
             self._idle.set()
         return len(alerts)

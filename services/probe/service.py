@@ -3,7 +3,10 @@
 Results (and the metric samples some checks produce) wait in a bounded local
 buffer until Redis has taken them, so a Redis outage delays them instead of
 losing them (up to ``BUFFER_MAX`` messages). Each result also refreshes the
-check's entry in the latest-result cache, in the same pipeline.
+check's entry in the latest-result cache, in the same pipeline. While the shared
+schedule (in Redis) is unreachable, each worker runs its checks by its own clock,
+so the history has no hole for the outage (with several workers a check then runs
+once per worker and interval, until Redis is back).
 """
 
 from __future__ import annotations
@@ -121,6 +124,7 @@ class Probe:
         self.dropped = 0
         self.ping_address = ping_address
         self._running: set[asyncio.Task[None]] = set()
+        self.local_due: dict[str, int] = {}  # next run (ms) by our own clock, while Redis is away
 
     async def register(self, now_ms: int) -> None:
         """Put this worker's checks on their tiers' schedules (the first worker's phase wins)."""
@@ -148,6 +152,19 @@ class Probe:
                 next_due = due
         return claimed, next_due
 
+    def claim_locally(self, now_ms: int, limit: int) -> tuple[list[AnyCheck], int | None]:
+        """The checks due by this worker's own clock, and when the next one falls due."""
+        if not self.checks:
+            return [], None
+        if not self.local_due:  # the outage starts: each check runs an interval from now
+            self.local_due = {
+                k: now_ms + int(self.config.interval(c) * 1000) for k, c in self.checks.items()
+            }
+        keys = [k for k, at in self.local_due.items() if at <= now_ms][:limit]
+        for key in keys:
+            self.local_due[key] = now_ms + int(self.config.interval(self.checks[key]) * 1000)
+        return [self.checks[k] for k in keys], min(self.local_due.values())
+
     async def run(self) -> None:
         await self.register(_now_ms())
         try:
@@ -168,16 +185,20 @@ class Probe:
     async def _claim_forever(self) -> None:
         while True:
             _raise_if_cancelling()
-            free = MAX_IN_FLIGHT - len(self._running)
+            free, now = MAX_IN_FLIGHT - len(self._running), _now_ms()
             try:
-                due, next_due = await self.claim_due(_now_ms(), min(500, free))
-                for check in due:
-                    task = asyncio.create_task(self._run_one(check))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
+                due, next_due = await self.claim_due(now, min(500, free))
+                if self.local_due:
+                    log.warning("schedule available again: back on the shared schedule")
+                    self.local_due.clear()
             except RedisError as exc:
-                log.warning("schedule unavailable: %s", exc)
-                next_due = None
+                if not self.local_due and self.checks:
+                    log.warning("schedule unavailable (%s): running checks by our clock", exc)
+                due, next_due = self.claim_locally(now, min(500, free))
+            for check in due:
+                task = asyncio.create_task(self._run_one(check))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
             wait = IDLE_WAIT_S if next_due is None else (next_due - _now_ms()) / 1000
             await asyncio.sleep(min(max(wait, 0.01), IDLE_WAIT_S))
 
