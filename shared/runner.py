@@ -69,7 +69,14 @@ async def run(
     if "notifier" in roles:
         session = netguard.guarded_session(config.egress, limit=100)
         closers.append(session.close)
-        notifier = Notifier(config, redis, names, SendContext(session, redis, names))
+        notifier = Notifier(
+            config,
+            redis,
+            names,
+            SendContext(session, redis, names),
+            # Refreshed well within the idle time after which another worker reclaims.
+            hold_every_s=settings.reclaim_idle_ms / 4000,
+        )
         redact.install(notifier.secrets())
         consumers.append(notifier.consumer())
         if notifier.groups_in_use:

@@ -39,7 +39,7 @@ from shared.streams import Codec, Rejected, StreamNames, deadletter_fields
 log = logging.getLogger(__name__)
 GROUP = "notifier"
 GROUP_TICK_S = 0.25
-HOLD_EVERY_S = 15.0  # a quarter of the default reclaim_idle_ms
+HOLD_EVERY_S = 15.0  # a quarter of the default reclaim_idle_ms; the runner derives it
 MAX_IN_FLIGHT = 64
 # KEYS[1] is the deliveries stream; each ARGV one encoded DeliveryRecord.
 _APPEND = """
