@@ -39,12 +39,12 @@ METRICS = (
 )
 
 
-def _entries(total: int) -> list[dict[bytes, bytes]]:
+def _entries(total: int, series_count: int = TENANTS * SERVICES) -> list[dict[bytes, bytes]]:
     start = datetime.now(UTC) - timedelta(seconds=60)
     out = []
     for i in range(total):
         metric, value = METRICS[i % len(METRICS)]
-        series = (i // len(METRICS)) % (TENANTS * SERVICES)
+        series = (i // len(METRICS)) % series_count
         sample = MetricSample(
             tenant=f"t{series // SERVICES}",
             service=f"s{series % SERVICES}",
