@@ -53,6 +53,7 @@ class Engine:
         muting: Muting | None = None,
     ) -> None:
         self.rules = {r.name: r for r in rules}
+        self.slo_rules = {r.name: r for r in rules if isinstance(r, SloRule)}
         self.by_source: dict[str, list[tuple[AnyRule, bool]]] = {}
         for rule in rules:
             for source in rule.sources():
@@ -160,12 +161,14 @@ class Engine:
 
 def budgets(engine: Engine, states: Mapping[str, SeriesState], now: float) -> dict[str, float]:
     """Error budget left per SLO series (series key -> share of the period's budget)."""
-    out = {}
-    for key, state in states.items():
-        rule = engine.rules.get(state.rule)
-        if isinstance(rule, SloRule):
-            out[key] = rule.budget_remaining(state, now)
-    return out
+    slo = engine.slo_rules
+    if not slo:
+        return {}  # the usual case: no per-state work on every batch
+    return {
+        key: slo[state.rule].budget_remaining(state, now)
+        for key, state in states.items()
+        if state.rule in slo
+    }
 
 
 def timed_keys(engine: Engine, states: Mapping[str, SeriesState]) -> list[str]:
