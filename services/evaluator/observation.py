@@ -22,11 +22,11 @@ APPLICATION_ERROR = "application_error"
 
 
 class Observation(msgspec.Struct, gc=False):
-    """One value of one source at one time; built per message, so built in C.
+    """One value of one source at one time; built per message, so a Struct (built in C:
+    half the cost of the slots dataclass it replaces).
 
-    ``gc=False``: one of these per observation would otherwise feed the cyclic garbage
-    collector, whose full passes over every series state were a third of the evaluator's
-    time. It holds only strings, numbers and a labels mapping: no cycle can pass through it.
+    ``gc=False``: not tracked by the cyclic garbage collector; it holds only strings,
+    numbers and a labels mapping, so no reference cycle can pass through it.
     """
 
     tenant: str
