@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from bisect import insort
 from collections.abc import Callable, Sequence
-from itertools import pairwise
+from itertools import islice, pairwise
 from operator import itemgetter
 from typing import Literal
 
@@ -38,7 +39,11 @@ def counter_rate(samples: Sequence[Sample]) -> float | None:
 def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
     """Prometheus' ``histogram_quantile``: ``buckets`` are (upper bound, cumulative count)
     including ``+Inf``; linear interpolation inside the bucket that holds the rank."""
-    buckets = sorted(buckets)
+    return ordered_bucket_quantile(q, sorted(buckets))
+
+
+def ordered_bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """``bucket_quantile`` of buckets already in order of their bounds."""
     if not buckets or buckets[-1][0] != math.inf or buckets[-1][1] <= 0:
         return None
     rank = q * buckets[-1][1]
@@ -102,14 +107,45 @@ def aggregator(kind: Aggregate) -> Callable[[Sequence[Sample]], float | None]:
     return _AGGREGATES[kind]
 
 
-def prune(samples: list[Sample], cutoff: float, cap: int) -> None:
-    """Drop samples at or before ``cutoff``; keep at most ``cap``, the newest (bounded memory)."""
+def _expired(samples: list[Sample], cutoff: float, cap: int) -> int:
+    """How many of the oldest samples leave: those at or before ``cutoff``, and beyond ``cap``."""
     drop = 0
     for at, _ in samples:
         if at > cutoff:
             break
         drop += 1
-    if len(samples) - drop > cap:
-        drop = len(samples) - cap
-    if drop:
+    return max(drop, len(samples) - cap)
+
+
+def prune(samples: list[Sample], cutoff: float, cap: int) -> None:
+    """Drop samples at or before ``cutoff``; keep at most ``cap``, the newest (bounded memory)."""
+    if drop := _expired(samples, cutoff, cap):
         del samples[:drop]
+
+
+def push(samples: list[Sample], at: float, value: float) -> None:
+    """Add a sample, keeping ``samples`` in time order (a late one is inserted in place)."""
+    if not samples or at >= samples[-1][0]:
+        samples.append((at, value))
+    else:
+        insort(samples, (at, value))
+
+
+def slide(samples: list[Sample], total: float, cutoff: float, cap: int) -> float:
+    """``prune`` for a window that keeps a running ``total`` of its values: the new total.
+
+    The leaving values are subtracted (their sum rounded once). When they outweigh what
+    stays, the subtraction cancels and would leave mostly rounding error, so the total is
+    then recomputed exactly: rare, and it keeps the error within a few ulps of the values
+    in the window, never of values long gone. An emptied window sums to exactly 0.
+    """
+    drop = _expired(samples, cutoff, cap)
+    if not drop:
+        return total
+    if drop == len(samples):
+        samples.clear()
+        return 0.0
+    left = math.fsum(map(_value, islice(samples, drop)))
+    del samples[:drop]
+    total -= left
+    return math.fsum(map(_value, samples)) if abs(left) > abs(total) else total

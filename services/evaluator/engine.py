@@ -15,7 +15,7 @@ from schemas import AlertEvent, stable_id
 from services.evaluator.alerting import advance, event, finish
 from services.evaluator.muting import Muting
 from services.evaluator.observation import Observation
-from services.evaluator.rulebase import SeriesState
+from services.evaluator.rulebase import SeriesState, Verdict
 from services.evaluator.rules import AnyRule, SloRule
 
 
@@ -32,6 +32,9 @@ SEP = "\x1f"
 def series_key(rule: str, tenant: str, service: str, labels: Mapping[str, str]) -> str:
     if not labels:  # the common case, kept cheap
         return f"{rule}{SEP}{tenant}{SEP}{service}"
+    if len(labels) == 1:  # the next most common (`by: [queue]`): no sort, no join
+        ((name, value),) = labels.items()
+        return f"{rule}{SEP}{tenant}{SEP}{service}{SEP}{name}={value}"
     parts = [rule, tenant, service, *(f"{k}={v}" for k, v in sorted(labels.items()))]
     return SEP.join(parts)
 
@@ -50,6 +53,7 @@ class Engine:
         muting: Muting | None = None,
     ) -> None:
         self.rules = {r.name: r for r in rules}
+        self.slo_rules = {r.name: r for r in rules if isinstance(r, SloRule)}
         self.by_source: dict[str, list[tuple[AnyRule, bool]]] = {}
         for rule in rules:
             for source in rule.sources():
@@ -65,13 +69,16 @@ class Engine:
             fingerprint(k): self._alert_labels(s) for k, s in states.items() if s.firing_since
         }
 
-    def observe(self, states: States, obs: Observation) -> list[AlertEvent]:
-        """Feed one observation to every rule that reads its source; ``now`` is its time."""
-        out: list[AlertEvent] = []
+    def observe(self, states: States, obs: Observation) -> Sequence[AlertEvent]:
+        """Feed one observation to every rule that reads its source; ``now`` is its time.
+
+        Nearly every observation changes no alert: that case allocates nothing to return.
+        """
         rules = self.by_source.get(obs.source)
         if not rules:
-            return out  # most metrics feed no rule: cost nothing more
-        tenant, service = obs.tenant, obs.service
+            return ()  # most metrics feed no rule: cost nothing more
+        out: list[AlertEvent] | None = None
+        tenant, service, at, overrides = obs.tenant, obs.service, obs.at, self.overrides
         for rule, everything in rules:
             if not everything and not rule.match.matches(obs):
                 continue
@@ -86,9 +93,18 @@ class Engine:
                     rule=rule.name, tenant=tenant, service=service, labels=labels
                 )
             rule.observe(state, obs)
-            if (alert := self._evaluate(rule, key, state, obs.at)) is not None:
-                out.append(alert)
-        return out
+            threshold = rule.threshold
+            if overrides:
+                threshold = overrides.get((tenant, rule.name), threshold)
+            verdict = rule.verdict(state, at, threshold)
+            if verdict is None:
+                continue
+            if not verdict.active and state.firing_since is None:
+                state.active_since = None  # all advance() would do: the usual, quiet case
+                continue
+            if (alert := self._announce(rule, key, state, verdict, at)) is not None:
+                out = [alert] if out is None else [*out, alert]
+        return () if out is None else out
 
     def tick(self, states: States, keys: Iterable[str], now: float) -> list[AlertEvent]:
         """Re-evaluate time-based rules (``for``, windows, absence) without new data."""
@@ -109,8 +125,14 @@ class Engine:
         if self.overrides:
             threshold = self.overrides.get((state.tenant, rule.name), threshold)
         verdict = rule.verdict(state, now, threshold)
+        return None if verdict is None else self._announce(rule, key, state, verdict, now)
+
+    def _announce(
+        self, rule: AnyRule, key: str, state: SeriesState, verdict: Verdict, now: float
+    ) -> AlertEvent | None:
+        """Advance the series' alert; the event announcing its transition, if any."""
         kind = advance(rule, state, verdict, now)
-        if kind is None or verdict is None:
+        if kind is None:
             return None
         fp = fingerprint(key)
         labels = self._alert_labels(state)
@@ -139,12 +161,14 @@ class Engine:
 
 def budgets(engine: Engine, states: Mapping[str, SeriesState], now: float) -> dict[str, float]:
     """Error budget left per SLO series (series key -> share of the period's budget)."""
-    out = {}
-    for key, state in states.items():
-        rule = engine.rules.get(state.rule)
-        if isinstance(rule, SloRule):
-            out[key] = rule.budget_remaining(state, now)
-    return out
+    slo = engine.slo_rules
+    if not slo:
+        return {}  # the usual case: no per-state work on every batch
+    return {
+        key: slo[state.rule].budget_remaining(state, now)
+        for key, state in states.items()
+        if state.rule in slo
+    }
 
 
 def timed_keys(engine: Engine, states: Mapping[str, SeriesState]) -> list[str]:

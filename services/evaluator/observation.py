@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 from schemas import ApplicationError, CheckResult, MetricSample
 
@@ -20,8 +21,14 @@ LATENCY = "latency"
 APPLICATION_ERROR = "application_error"
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass is several times slower to build
-class Observation:
+class Observation(msgspec.Struct, gc=False):
+    """One value of one source at one time; built per message, so a Struct (built in C:
+    half the cost of the slots dataclass it replaces).
+
+    ``gc=False``: not tracked by the cyclic garbage collector; it holds only strings,
+    numbers and a labels mapping, so no reference cycle can pass through it.
+    """
+
     tenant: str
     service: str
     source: str  # "status", "latency" or a metric name

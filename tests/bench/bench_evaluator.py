@@ -39,18 +39,25 @@ METRICS = (
 )
 
 
-def _entries(total: int) -> list[dict[bytes, bytes]]:
-    start = datetime.now(UTC) - timedelta(seconds=60)
+def _entries(
+    total: int, series_count: int = TENANTS * SERVICES, interval: float = 0.0
+) -> list[dict[bytes, bytes]]:
+    """``total`` samples, the metrics of one series after another; with ``interval`` each
+    round over all series is that many seconds after the previous (full windows), else
+    all of them arrive within seconds."""
+    per_round = len(METRICS) * series_count
+    start = datetime.now(UTC) - timedelta(seconds=60 + interval * (total // per_round + 1))
     out = []
     for i in range(total):
         metric, value = METRICS[i % len(METRICS)]
-        series = (i // len(METRICS)) % (TENANTS * SERVICES)
+        series = (i // len(METRICS)) % series_count
+        at = i // per_round * interval if interval else i // 100 / 1000
         sample = MetricSample(
             tenant=f"t{series // SERVICES}",
             service=f"s{series % SERVICES}",
             metric=metric,
             value=value * (2.0 if i % 97 == 0 else 1.0),  # a few cross their thresholds
-            observed_at=start + timedelta(milliseconds=i // 100),
+            observed_at=start + timedelta(seconds=at),
         )
         out.append(encode(sample))  # type: ignore[arg-type]
     return out

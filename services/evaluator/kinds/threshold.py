@@ -13,7 +13,6 @@ buckets' increase in the window, as ``histogram_quantile`` does.
 from __future__ import annotations
 
 import math
-from bisect import insort
 from typing import Annotated, Literal
 
 import msgspec
@@ -21,9 +20,11 @@ import msgspec
 from services.evaluator.aggregates import (
     Aggregate,
     aggregator,
-    bucket_quantile,
     counter_increase,
+    ordered_bucket_quantile,
     prune,
+    push,
+    slide,
 )
 from services.evaluator.observation import Observation
 from services.evaluator.rulebase import RuleOptions, SeriesState, Verdict
@@ -37,6 +38,19 @@ _NO_LABELS: dict[str, str] = {}
 def number(x: float) -> str:
     """5.234 -> '5.23', 2.0 -> '2', 7.2 -> '7.2': what a human reads in a message."""
     return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def _bound(le: str) -> float | None:
+    """A bucket's upper bound from its ``le`` label ("+Inf" parses as inf), None if not one."""
+    try:
+        return float(le)
+    except ValueError:
+        return None
+
+
+def _bucket_order(item: tuple[str, object]) -> tuple[bool, float]:
+    bound = _bound(item[0])
+    return (bound is None, 0.0 if bound is None else bound)
 
 
 def holds(op: Op, value: float, threshold: float) -> bool:
@@ -102,49 +116,82 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
 
     def observe(self, state: SeriesState, obs: Observation) -> None:
         if self.histogram:
-            le = obs.labels.get("le")
-            if le is None:
-                return  # not a bucket sample (_sum, _count): nothing to learn
-            samples = state.buckets.setdefault(le, [])
+            self._observe_bucket(state, obs)
+            return
+        den = obs.source == self.ratio_of
+        samples = state.den if den else state.samples
+        if self.aggregate == "last":  # only the newest value counts: keep just that one
+            if not samples:
+                samples.append((obs.at, obs.value))
+            elif obs.at >= samples[-1][0]:
+                samples[-1] = (obs.at, obs.value)
+            return
+        push(samples, obs.at, obs.value)
+        if den:
+            state.den_total += obs.value
+            if len(samples) > self.max_samples:
+                state.den_total = slide(samples, state.den_total, -math.inf, self.max_samples)
         else:
-            samples = state.den if obs.source == self.ratio_of else state.samples
-        if not samples or obs.at >= samples[-1][0]:
-            samples.append((obs.at, obs.value))
-        else:
-            insort(samples, (obs.at, obs.value))  # late arrival: keep the window in order
+            state.total += obs.value
+            if len(samples) > self.max_samples:
+                state.total = slide(samples, state.total, -math.inf, self.max_samples)
+
+    def _observe_bucket(self, state: SeriesState, obs: Observation) -> None:
+        le = obs.labels.get("le")
+        if le is None:
+            return  # not a bucket sample (_sum, _count): nothing to learn
+        samples = state.buckets.get(le)
+        if samples is None:
+            samples = state.buckets[le] = []
+            # Kept ordered by bound, sorted once per new bucket, not per evaluation.
+            state.buckets = dict(sorted(state.buckets.items(), key=_bucket_order))
+        push(samples, obs.at, obs.value)
         if len(samples) > self.max_samples:
             del samples[0]
-
-    def _prune(self, samples: list[tuple[float, float]], now: float) -> None:
-        # The cheap tests first: this runs once or twice per observation.
-        if self.aggregate == "last":
-            if len(samples) > 1:
-                del samples[:-1]
-        elif samples and (samples[0][0] <= now - self.window or len(samples) > self.max_samples):
-            prune(samples, now - self.window, self.max_samples)
 
     def value(self, state: SeriesState, now: float) -> float | None:
         if self.histogram:
             return self._histogram_quantile(state, now)
-        self._prune(state.samples, now)
-        of = aggregator(self.aggregate)
-        value = of(state.samples)
+        if self.aggregate == "last":
+            value = state.samples[-1][1] if state.samples else None
+            if value is None or self.ratio_of is None:
+                return value
+            total = state.den[-1][1] if state.den else None
+            return None if not total else value / total
+        cutoff, cap = now - self.window, self.max_samples
+        samples = state.samples
+        if samples and (samples[0][0] <= cutoff or len(samples) > cap):
+            state.total = slide(samples, state.total, cutoff, cap)
+        # `sum` (most windowed rules) read straight off the running total: no call
+        value = state.total if self.aggregate == "sum" else self._of(samples, state.total)
         if value is None or self.ratio_of is None:
             return value
-        self._prune(state.den, now)
-        total = of(state.den)
+        den = state.den
+        if den and (den[0][0] <= cutoff or len(den) > cap):
+            state.den_total = slide(den, state.den_total, cutoff, cap)
+        total = state.den_total if self.aggregate == "sum" else self._of(den, state.den_total)
         return None if not total else value / total
+
+    def _of(self, samples: list[tuple[float, float]], total: float) -> float | None:
+        """The aggregate of a pruned window whose values sum to ``total``."""
+        aggregate = self.aggregate
+        if aggregate == "sum":  # nothing in the window sums to zero: zero errors, zero bookings
+            return total
+        if aggregate == "count":
+            return float(len(samples))
+        if aggregate == "avg":
+            return total / len(samples) if samples else None
+        return aggregator(aggregate)(samples)
 
     def _histogram_quantile(self, state: SeriesState, now: float) -> float | None:
         buckets = []
+        cutoff, cap = now - self.window, self.max_samples
         for le, samples in state.buckets.items():
-            self._prune(samples, now)
-            try:
-                upper = float(le)  # "+Inf" parses as inf
-            except ValueError:
-                continue
-            buckets.append((upper, counter_increase(samples)))
-        return bucket_quantile(0.95 if self.aggregate == "p95" else 0.99, buckets)
+            prune(samples, cutoff, cap)
+            if (upper := _bound(le)) is not None:
+                buckets.append((upper, counter_increase(samples)))
+        q = 0.95 if self.aggregate == "p95" else 0.99
+        return ordered_bucket_quantile(q, buckets)
 
     def verdict(self, state: SeriesState, now: float, threshold: float) -> Verdict | None:
         value = self.value(state, now)
