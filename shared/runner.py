@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -121,6 +122,7 @@ async def run(
         checks = readiness_checks(redis, broker, settings if "archiver" in roles else None)
         ops = OpsServer(checks, settings.ops_host, settings.ops_port)
         loops.append(ops.serve)
+    settle_heap()
     log.info("running %s", ", ".join(sorted(roles)))
     try:
         if consumers:
@@ -131,6 +133,17 @@ async def run(
         for close in closers:
             await close()
         await redis.aclose()
+
+
+def settle_heap() -> None:
+    """Keep the cyclic GC off the start-up heap and make its young passes rarer.
+
+    Imports and loaded state leave ~100k long-lived objects that every full pass
+    walked again: a third of the evaluator's CPU per observation. The hot paths
+    allocate few cycles (msgspec Structs with gc=False), so rarer passes cost little.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def readiness_checks(

@@ -20,6 +20,7 @@ from schemas import MetricSample
 from services.evaluator.service import Evaluator
 from shared.config import Config, Tenant
 from shared.consumer import BatchProcessor
+from shared.runner import settle_heap
 from shared.streams import StreamNames, encode, ensure_group
 from tests.bench.framework import BenchEnv, Row, median_of
 
@@ -80,6 +81,7 @@ async def run(env: BenchEnv) -> list[Row]:
                 pipe.xadd(names.metrics, fields)  # type: ignore[arg-type]
             await pipe.execute()
         process = BatchProcessor(redis, names, consumer, 5)
+        settle_heap()  # as the runner does in production
         if profile:
             profile.enable()
         started, done = time.perf_counter(), 0
