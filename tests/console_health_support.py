@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from psycopg import AsyncConnection
 from redis.asyncio import Redis
 
-from schemas import CheckResult
-from services.archiver.store import RESULTS, write
+from schemas import AlertEvent, CheckResult
+from services.archiver.store import ALERTS, RESULTS, write
 from services.probe.cache import latest_key_name
 from shared.config import Config, parse_config
 from shared.streams import StreamNames, encode
@@ -57,3 +57,30 @@ async def archive(database_url: str, results: list[CheckResult]) -> None:
 
 def minutes_ago(n: float) -> datetime:
     return datetime.now(UTC) - timedelta(minutes=n)
+
+
+async def fire(database_url: str, tenant: str, service: str, title: str) -> int:
+    """An alert that started firing, archived as the archiver does; returns its id."""
+    event = AlertEvent(
+        fingerprint=f"{tenant}-{service}-{title}",
+        rule="down",
+        tenant=tenant,
+        service=service,
+        severity="critical",
+        state="firing",
+        title=title,
+        started_at=minutes_ago(1),
+    )
+    async with await AsyncConnection.connect(database_url) as conn:
+        await write(
+            conn,
+            ALERTS,
+            [(f"{event.event_id}-0".encode(), event)],
+            today=datetime.now(UTC).date(),
+            retention_days=60,
+        )
+        row = await (
+            await conn.execute("SELECT id FROM alerts WHERE fingerprint = %s", (event.fingerprint,))
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

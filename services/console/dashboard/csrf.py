@@ -50,7 +50,6 @@ class CSRFHeaderMiddleware(ASGIMiddleware):
     must send the CSRF header (dashboard forms check their field in the handler)."""
 
     scopes = (ScopeType.HTTP,)
-    exclude_path_pattern = ("^/login", "^/static")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         connection: Request[Any, Any, Any] = Request(scope)
