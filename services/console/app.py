@@ -7,8 +7,13 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
-from services.console import api_tokens
-from services.console.auth import TokenAuthentication, TokenCache
+from services.console import api_alerts, api_objects, api_tokens
+from services.console.auth import (
+    TokenAuthentication,
+    TokenCache,
+    admin_guard,
+    operator_guard,
+)
 from services.console.context import ConsoleContext
 
 # Reachable without a token: the API description and the dashboard's login page.
@@ -20,7 +25,15 @@ def create_app(ctx: ConsoleContext) -> Litestar:
         return ctx
 
     app = Litestar(
-        route_handlers=[api_tokens.router],
+        route_handlers=[
+            api_tokens.router,
+            api_alerts.router,
+            api_objects.crud("rule", "rules", operator_guard),
+            api_objects.crud("silence", "silences", operator_guard),
+            api_objects.crud("maintenance", "maintenance", operator_guard),
+            api_objects.crud("channel", "channels", admin_guard),
+            api_objects.crud("route", "routes", admin_guard),
+        ],
         dependencies={"ctx": Provide(provide_ctx)},
         middleware=[DefineMiddleware(TokenAuthentication, exclude=PUBLIC)],
         openapi_config=OpenAPIConfig(title="Vigil operations API", version="1", path="/api/schema"),
