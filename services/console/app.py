@@ -7,8 +7,13 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
-from services.console import api_health, api_tokens, dashboard
-from services.console.auth import TokenAuthentication, TokenCache
+from services.console import api_alerts, api_health, api_objects, api_tokens, dashboard
+from services.console.auth import (
+    TokenAuthentication,
+    TokenCache,
+    admin_guard,
+    operator_guard,
+)
 from services.console.context import ConsoleContext
 from services.console.dashboard.csrf import CSRFHeaderMiddleware
 
@@ -21,7 +26,17 @@ def create_app(ctx: ConsoleContext) -> Litestar:
         return ctx
 
     app = Litestar(
-        route_handlers=[api_tokens.router, api_health.router, *dashboard.route_handlers],
+        route_handlers=[
+            api_tokens.router,
+            api_alerts.router,
+            api_objects.crud("rule", "rules", operator_guard),
+            api_objects.crud("silence", "silences", operator_guard),
+            api_objects.crud("maintenance", "maintenance", operator_guard),
+            api_objects.crud("channel", "channels", admin_guard),
+            api_objects.crud("route", "routes", admin_guard),
+            api_health.router,
+            *dashboard.route_handlers,
+        ],
         dependencies={"ctx": Provide(provide_ctx)},
         middleware=[DefineMiddleware(TokenAuthentication, exclude=PUBLIC), CSRFHeaderMiddleware()],
         template_config=dashboard.template_config,
