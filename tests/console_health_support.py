@@ -21,6 +21,13 @@ checks:
   - {name: db, type: tcp, tenant: acme, service: shop, host: 127.0.0.1, port: 9}
   - {name: pay, type: http, tenant: acme, service: payments, url: "http://127.0.0.1:9/"}
   - {name: api, type: http, tenant: globex, service: api, url: "http://127.0.0.1:9/"}
+rules:
+  - {name: acme-down, type: consecutive, match: {tenant: acme}, failures: 3, successes: 2,
+     severity: critical, title: "{service}: {check} is down"}
+  - {name: globex-down, type: consecutive, match: {tenant: globex}, failures: 3, severity: warning,
+     title: "{check} is down"}
+channels:
+  - {name: ops-discord, type: discord, url: "https://discord.example/api/webhooks/1/SECRET-TOKEN"}
 """
 
 

@@ -132,3 +132,42 @@ async def test_api_calls_with_the_cookie_need_the_csrf_header(
     async with await AsyncConnection.connect(database_url) as conn:
         count = await (await conn.execute("SELECT count(*) FROM api_tokens")).fetchone()
     assert count == (2,)
+
+
+async def test_rules_and_silences_pages_list_what_the_caller_may_see_and_no_secret(
+    settings: Settings, database_url: str, redis: Redis
+) -> None:
+    acme = await make_token(database_url, "operator", "acme")
+    viewer = await make_token(database_url, "viewer")
+    silence = {
+        "name": "deploy",
+        "body": {
+            "matchers": {"tenant": "acme"},
+            "starts_at": "2026-01-01T00:00:00Z",
+            "ends_at": "2099-01-01T00:00:00Z",
+            "created_by": "alice",
+            "comment": "deploying",
+        },
+    }
+    async with console_client(settings, database_url, redis, estate()) as (client, _):
+        made = await client.post(
+            "/api/v1/silences", json=silence, headers={"Authorization": f"Bearer {acme}"}
+        )
+        assert made.status_code == 201, made.text
+        await login(client, acme)
+        rules = (await client.get("/rules")).text
+        assert 'data-rule="acme-down"' in rules and "globex-down" not in rules
+        assert 'data-api-url="/api/v1/rules/acme-down/disable"' in rules  # the enable toggle
+        assert "SECRET-TOKEN" not in rules
+        edit = await client.get("/rules/acme-down/edit")
+        assert edit.status_code == 200 and "&#34;failures&#34;: 3" in edit.text
+        assert (await client.get("/rules/globex-down/edit")).status_code == 404
+        assert (await client.get("/rules/new")).status_code == 200
+        silences = (await client.get("/silences")).text
+        assert "deploying" in silences
+        assert 'data-api-url="/api/v1/silences/deploy"' in silences
+        client.cookies.clear()
+        await login(client, viewer)
+        rules = (await client.get("/rules")).text
+        assert "globex-down" in rules and "data-api-url" not in rules  # viewers see, not act
+        assert "SECRET-TOKEN" not in rules

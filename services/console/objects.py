@@ -79,7 +79,8 @@ def from_config(kind: str, config: Config) -> dict[str, Any]:
 
 
 def config_shown(kind: str, name: str, obj: Any) -> ObjectOut:
-    body = msgspec.to_builtins(obj)
+    # Durations (Seconds, a float subclass) are shown as plain seconds.
+    body = msgspec.to_builtins(obj, enc_hook=float)
     return ObjectOut(
         kind=kind,
         name=name,
