@@ -60,3 +60,12 @@ async def test_log_in_see_an_alert_fire_live_and_acknowledge_it(
                 await conn.execute("SELECT state, acknowledged_by FROM alerts")
             ).fetchone()
         assert row_ == ("acknowledged", "token:alice")
+
+        await page.click("nav >> text=Matrix")
+        cell = page.locator('a.cell[href="/services/acme/shop"]')
+        assert await cell.inner_text() == "stale"  # db has no result: its key is missing
+        await screenshot(page, "4-matrix")
+        await cell.click()
+        await page.wait_for_url(url + "/services/acme/shop")
+        assert await page.locator("#chart svg").count() == 1
+        await screenshot(page, "5-service-detail")

@@ -84,6 +84,24 @@ async def test_pages_show_health_from_the_cache_and_ship_their_own_assets(
         assert (await client.get("/services/acme/nope")).status_code == 404
 
 
+async def test_a_tenant_token_sees_only_its_tenant_on_every_page(
+    settings: Settings, database_url: str, redis: Redis
+) -> None:
+    names = StreamNames(settings.stream_prefix)
+    await cache(redis, names, result("globex", "api", "api", "unhealthy", 3.0, minutes_ago(0)))
+    await fire(database_url, "globex", "api", "api is down")
+    acme = await make_token(database_url, "viewer", "acme")
+    async with console_client(settings, database_url, redis, estate()) as (client, _):
+        await login(client, acme)
+        for path in ("/", "/matrix", "/alerts", "/tenants/acme", "/rules", "/silences"):
+            shown = await client.get(path)
+            assert shown.status_code == 200, path
+            assert "globex" not in shown.text, path
+        for path in ("/tenants/globex", "/services/globex/api", "/alerts?tenant=globex"):
+            hidden = await client.get(path)
+            assert hidden.status_code == 404 or "api is down" not in hidden.text, path
+
+
 async def test_alert_actions_need_csrf_an_operator_and_the_tenant(
     settings: Settings, database_url: str, redis: Redis
 ) -> None:
