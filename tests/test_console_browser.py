@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from shared.settings import Settings
 from shared.streams import StreamNames
 from tests.console_browser_support import browser_page, console_server, require_chromium, screenshot
-from tests.console_health_support import cache, estate, fire, minutes_ago, result
+from tests.console_health_support import archive, cache, estate, fire, minutes_ago, result
 from tests.console_support import make_token
 
 LIVE_TIMEOUT_MS = 8_000  # the page refreshes every 2.5 s; 5 s is the promise, plus slack
@@ -22,6 +22,12 @@ async def test_log_in_see_an_alert_fire_live_and_acknowledge_it(
     require_chromium()
     names = StreamNames(settings.stream_prefix)
     await cache(redis, names, result("acme", "shop", "web", "healthy", 12.0, minutes_ago(0)))
+    history = [
+        result("acme", "shop", "web", "healthy" if m % 7 else "unhealthy", 10.0 + m % 30, at)
+        for m in range(0, 24 * 60, 10)
+        if (at := minutes_ago(m))
+    ]
+    await archive(database_url, history)
     token = await make_token(database_url, "operator", name="alice")
     async with (
         console_server(settings, database_url, redis, estate()) as (url, ctx),

@@ -34,8 +34,9 @@ def latency_chart(series: Sequence[Series], since: datetime, until: datetime) ->
         f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" class="axis"/>',
         f'<text x="{PAD - 4}" y="{PAD + 4}" text-anchor="end">{top:.0f}</text>',
         f'<text x="{PAD - 4}" y="{HEIGHT - PAD}" text-anchor="end">0</text>',
-        f'<text x="{PAD}" y="{HEIGHT - 8}">{since:%H:%M}</text>',
-        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" text-anchor="end">{until:%H:%M} UTC</text>',
+        f'<text x="{PAD}" y="{HEIGHT - 8}">{since:%m-%d %H:%M}</text>',
+        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" text-anchor="end">'
+        f"{until:%m-%d %H:%M} UTC</text>",
     ]
     for i, (check, ps) in enumerate(points):
         colour = COLOURS[i % len(COLOURS)]
