@@ -86,30 +86,26 @@ async def queue_depth(ctx: ConsoleContext) -> int | None:
     return total
 
 
+# One pass over the hour's rollups: every bucket summed as its own aggregate (unnesting
+# the arrays and grouping was 3x slower with 1,000 checks).
+_HEADLINE = (
+    "SELECT coalesce(sum(executions), 0), coalesce(sum(failures), 0), "
+    "min(latency_min), max(latency_max), "
+    + ", ".join(f"sum(latency_buckets[{i + 1}])" for i in range(histogram.SIZE))
+    + " FROM check_rollups WHERE hour >= %(since)s "
+    "AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
+)
+
+
 async def headline(ctx: ConsoleContext, tenant: str | None, now: datetime) -> Headline:
     since = hour_of(now - timedelta(hours=1))
     async with ctx.pool.connection() as conn:
-        totals = await (
-            await conn.execute(
-                "SELECT coalesce(sum(executions), 0), coalesce(sum(failures), 0), "
-                "min(latency_min), max(latency_max) FROM check_rollups "
-                "WHERE hour >= %(since)s AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)",
-                {"since": since, "tenant": tenant},
-            )
+        row = await (
+            await conn.execute(_HEADLINE, {"since": since, "tenant": tenant}, prepare=False)
         ).fetchone()
-        buckets = await (
-            await conn.execute(
-                "SELECT i, sum(n) FROM check_rollups, unnest(latency_buckets) "
-                "WITH ORDINALITY AS b(n, i) WHERE hour >= %(since)s "
-                "AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s) GROUP BY i",
-                {"since": since, "tenant": tenant},
-            )
-        ).fetchall()
-    assert totals is not None
-    executions, failures, low, high = int(totals[0]), int(totals[1]), totals[2], totals[3]
-    merged = [0] * histogram.SIZE
-    for index, count in buckets:
-        merged[int(index) - 1] = int(count)
+    assert row is not None
+    executions, failures, low, high = int(row[0]), int(row[1]), row[2], row[3]
+    merged = [int(n or 0) for n in row[4:]]
     p95 = histogram.quantile(merged, 0.95, low, high) if executions else None
     return Headline(
         executions=executions,

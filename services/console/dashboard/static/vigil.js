@@ -6,7 +6,7 @@ const REFRESH_MS = 2500;
 
 async function refresh() {
   try {
-    const response = await fetch(location.href, { credentials: "same-origin", headers: { "x-vigil-live": "1" } });
+    const response = await fetch(location.href, { credentials: "same-origin" });
     if (response.redirected && new URL(response.url).pathname === "/login") {
       location.assign("/login");
       return;
