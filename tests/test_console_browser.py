@@ -57,9 +57,9 @@ async def test_log_in_see_an_alert_fire_live_and_acknowledge_it(
             .locator("button", has_text="Acknowledge")
             .click()
         )
-        await page.wait_for_url(url + "/alerts")
-        state = page.locator("#active-alerts tr.alert", has_text="web is down").locator(".state")
-        assert (await state.inner_text()).startswith("acknowledged")
+        await page.wait_for_url(url + "/alerts/*")  # the alert's page, with its timeline
+        assert await page.locator("#alert .state").inner_text() == "acknowledged"
+        assert await page.locator("#alert td", has_text="token:alice").count() == 1
         await screenshot(page, "3-acknowledged")
         async with ctx.pool.connection() as conn:
             row_ = await (

@@ -119,7 +119,11 @@ async def test_alert_actions_need_csrf_an_operator_and_the_tenant(
         other = await client.post(f"/alerts/{theirs}/acknowledge", data={"csrf": token})
         assert other.status_code == 404
         done = await client.post(ack, data={"csrf": token, "note": "looking"})
-        assert done.status_code == 303
+        assert done.status_code == 303 and done.headers["location"] == f"/alerts/{mine}"
+        shown = await client.get(f"/alerts/{mine}")
+        assert shown.status_code == 200
+        assert "looking" in shown.text and "token:alice" in shown.text  # the timeline
+        assert (await client.get(f"/alerts/{theirs}")).status_code == 404
         again = await client.post(ack, data={"csrf": token})
         assert again.status_code == 400  # already acknowledged
         async with ctx.pool.connection() as conn:

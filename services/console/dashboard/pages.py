@@ -19,6 +19,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_401_UNAUTHORIZED
 
 from services.archiver import lifecycle
+from services.console import alerts as alert_queries
 from services.console import api_health
 from services.console.auth import COOKIE, Principal, TokenCache, operator_guard
 from services.console.context import ConsoleContext
@@ -151,6 +152,17 @@ async def alerts(
     return page(request, "alerts.html", active=active, history=history, wanted=wanted)
 
 
+@get("/alerts/{alert_id:int}", include_in_schema=False)
+async def alert(
+    request: AuthedRequest, ctx: NamedDependency[ConsoleContext], alert_id: FromPath[int]
+) -> Template:
+    async with ctx.pool.connection() as conn:
+        found = await alert_queries.detail(conn, alert_id, request.user.tenant)
+    if found is None:
+        raise NotFoundException(f"no alert {alert_id}")
+    return page(request, "alert.html", detail=found)
+
+
 @post("/alerts/{alert_id:int}/{action:str}", guards=[operator_guard], include_in_schema=False)
 async def alert_action(
     request: AuthedRequest,
@@ -181,7 +193,7 @@ async def alert_action(
             if "no alert" in str(exc):
                 raise NotFoundException(str(exc)) from exc
             raise ValidationException(str(exc)) from exc
-    return Redirect("/alerts", status_code=303)
+    return Redirect(f"/alerts/{alert_id}", status_code=303)
 
 
 def to_login(request: Request[Any, Any, State], exc: NotAuthorizedException) -> Response[Any]:
@@ -200,6 +212,7 @@ router = Router(
         tenant,
         service,
         alerts,
+        alert,
         alert_action,
     ],
     exception_handlers={NotAuthorizedException: to_login},
