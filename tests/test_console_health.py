@@ -174,3 +174,17 @@ async def test_a_tenant_token_sees_only_its_tenant(
         unknown = await client.get("/api/v1/health/tenants/nobody", headers=bearer(acme))
         assert unknown.status_code == 404  # same answer as a tenant that exists elsewhere
         assert (await client.get("/api/v1/health")).status_code == 401
+
+
+async def test_an_unreachable_cache_is_a_clear_503(
+    settings: Settings, database_url: str, redis: Redis
+) -> None:
+    viewer = await make_token(database_url, "viewer")
+    # Nothing listens on port 1: every Redis call is refused.
+    async with (
+        Redis.from_url("redis://127.0.0.1:1/0") as down,
+        console_client(settings, database_url, down, estate()) as (client, _),
+    ):
+        got = await client.get("/api/v1/health/matrix", headers=bearer(viewer))
+        assert got.status_code == 503
+        assert "probe's cache (Redis) is unreachable" in got.json()["detail"]

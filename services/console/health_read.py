@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+from litestar.exceptions import ServiceUnavailableException
 from psycopg import AsyncConnection
 from redis.exceptions import RedisError
 
@@ -68,7 +69,12 @@ async def snapshot(ctx: ConsoleContext, checks: list[CheckConfig]) -> list[Check
     if not checks:
         return []
     keys = [ctx.names.key(k) for k in health.cache_keys(checks)]
-    cached = await ctx.redis.mget(keys)
+    try:
+        cached = await ctx.redis.mget(keys)
+    except RedisError as exc:
+        raise ServiceUnavailableException(
+            f"the probe's cache (Redis) is unreachable: {exc}"
+        ) from exc
     return [health.check_health(c, raw) for c, raw in zip(checks, cached, strict=True)]
 
 
