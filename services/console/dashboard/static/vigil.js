@@ -1,8 +1,13 @@
 // Live refresh: every few seconds fetch this page again and swap each [data-live]
 // region in place, so a page is never more than REFRESH_MS + one request stale.
-// Regions holding a focused form field are left alone while someone types.
+// A region is left alone while someone types in one of its fields.
 "use strict";
 const REFRESH_MS = 2500;
+
+function typingIn(region) {
+  const active = document.activeElement;
+  return active && region.contains(active) && active.matches("input, textarea, select");
+}
 
 async function refresh() {
   try {
@@ -15,7 +20,7 @@ async function refresh() {
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
     for (const region of document.querySelectorAll("[data-live][id]")) {
       const next = fresh.getElementById(region.id);
-      if (next && !region.contains(document.activeElement) && region.innerHTML !== next.innerHTML) {
+      if (next && !typingIn(region) && region.innerHTML !== next.innerHTML) {
         region.replaceWith(next);
       }
     }
