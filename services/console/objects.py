@@ -79,7 +79,7 @@ def from_config(kind: str, config: Config) -> dict[str, Any]:
 
 
 def config_shown(kind: str, name: str, obj: Any) -> ObjectOut:
-    body = msgspec.to_builtins(obj)
+    body = msgspec.to_builtins(obj, enc_hook=liveconfig.enc_hook)
     return ObjectOut(
         kind=kind,
         name=name,
