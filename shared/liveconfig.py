@@ -13,6 +13,7 @@ How the two sources combine (docs/api.md):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -24,7 +25,7 @@ from services.evaluator.rules import AnyRule
 from services.notifier.channels import AnyChannelConfig
 from services.notifier.routing import Route
 from shared.config import Config
-from shared.configbase import dec_hook
+from shared.configbase import Seconds, dec_hook
 from shared.streams import StreamNames
 
 Named = TypeVar("Named", AnyRule, AnyChannelConfig)
@@ -81,13 +82,19 @@ return 0
 """
 
 
+def enc_hook(value: object) -> object:
+    if isinstance(value, Seconds):
+        return float(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
 def key(names: StreamNames) -> str:
     return names.key("console:live")
 
 
 async def publish(redis: Redis, names: StreamNames, live: LiveSet) -> bool:
     """Offer ``live`` to every running service; False when a newer set is already out."""
-    body = msgspec.json.encode(live)
+    body = msgspec.json.encode(live, enc_hook=enc_hook)
     done = await redis.eval(_PUBLISH, 1, key(names), live.generation, body)  # type: ignore[misc]
     return bool(done)
 
@@ -101,3 +108,11 @@ async def fetch(redis: Redis, names: StreamNames) -> LiveSet | None:
     """The published set, or None when the console never published one."""
     raw = await redis.hget(key(names), "set")  # type: ignore[misc]
     return None if raw is None else msgspec.json.decode(raw, type=LiveSet, dec_hook=dec_hook)
+
+
+def stop_if_cancelled() -> None:
+    """End a polling loop whose task was cancelled even if a library swallowed the
+    CancelledError (seen with redis-py: the loop then went on polling for ever)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -15,8 +15,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.archiver.service import Archiver
-from services.console.service import serve as serve_console
+from services.evaluator import live as evaluator_live
 from services.evaluator.service import Evaluator
+from services.notifier import live as notifier_live
 from services.notifier import redact
 from services.notifier.channels import SendContext
 from services.notifier.intake.server import serve as serve_intake
@@ -67,12 +68,16 @@ async def run(
         await evaluator.load()
         consumers += evaluator.consumers()
         loops.append(evaluator.tick_forever)
+        follower = evaluator_live.Follower(evaluator)  # rules etc. changed through the API
+        await follower.refresh()
+        loops.append(follower.follow)
     if "notifier" in roles:
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
         closers.append(session.close)
         notifier = Notifier(config, redis, names, SendContext(session, redis, names))
         redact.install(notifier.secrets())
         consumers.append(notifier.consumer())
+        loops.append(notifier_live.Follower(notifier).follow)  # console API changes
         if notifier.groups_in_use:
             loops.append(notifier.flush_forever)
         if (intake := config.intake) is not None:
@@ -100,6 +105,9 @@ async def run(
         loops.append(probe.run)
         closers.append(probe_ctx.aclose)
     if CONSOLE in roles and settings.console_port is not None:
+        # Imported only here: pipeline processes need not load the web app.
+        from services.console.service import serve as serve_console
+
         loops.append(lambda: serve_console(settings, config, redis, names))
     for consumer in consumers:
         await ensure_group(redis, consumer.stream, consumer.group)

@@ -64,9 +64,10 @@ async def write(
             old = await store.get(conn, kind, name, me.tenant)
         except store.Missing:
             await find(ctx, kind, name, me)  # 404 unless the file has it
-            return await store.create(
-                conn, kind, name, tenant, body, me.actor, now, True if enabled is None else enabled
-            )
+            # Overriding the file's object: audited as what the caller did to it.
+            action = "update" if enabled is None else ("enable" if enabled else "disable")
+            on = True if enabled is None else enabled
+            return await store.create(conn, kind, name, tenant, body, me.actor, now, on, action)
         if version is not None and version != old.version:
             raise store.Conflict(f"{kind} {name!r} is at version {old.version}, not {version}")
         return await store.update(conn, old, tenant, body, me.actor, now, enabled)

@@ -7,7 +7,15 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
-from services.console import api_alerts, api_health, api_objects, api_tokens, dashboard
+from services.console import (
+    api_alerts,
+    api_health,
+    api_objects,
+    api_pipeline,
+    api_rules,
+    api_tokens,
+    dashboard,
+)
 from services.console.auth import (
     TokenAuthentication,
     TokenCache,
@@ -29,6 +37,8 @@ def create_app(ctx: ConsoleContext) -> Litestar:
         route_handlers=[
             api_tokens.router,
             api_alerts.router,
+            api_rules.router,
+            api_pipeline.router,
             api_objects.crud("rule", "rules", operator_guard),
             api_objects.crud("silence", "silences", operator_guard),
             api_objects.crud("maintenance", "maintenance", operator_guard),

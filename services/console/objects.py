@@ -79,8 +79,7 @@ def from_config(kind: str, config: Config) -> dict[str, Any]:
 
 
 def config_shown(kind: str, name: str, obj: Any) -> ObjectOut:
-    # Durations (Seconds, a float subclass) are shown as plain seconds.
-    body = msgspec.to_builtins(obj, enc_hook=float)
+    body = msgspec.to_builtins(obj, enc_hook=liveconfig.enc_hook)
     return ObjectOut(
         kind=kind,
         name=name,

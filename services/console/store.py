@@ -129,6 +129,7 @@ async def create(
     by: str,
     now: datetime,
     enabled: bool = True,
+    action: str = "create",
 ) -> Stored:
     async with conn.cursor(row_factory=class_row(Stored)) as cur:
         await cur.execute(
@@ -139,7 +140,7 @@ async def create(
         made = await cur.fetchone()
     if made is None:
         raise Conflict(f"{kind} {name!r} exists already")
-    await log_audit(conn, now, by, f"{kind}.create", f"{kind}:{name}", {"body": _redacted(made)})
+    await log_audit(conn, now, by, f"{kind}.{action}", f"{kind}:{name}", {"body": _redacted(made)})
     return made
 
 
