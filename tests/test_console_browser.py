@@ -1,5 +1,6 @@
 """The dashboard in headless Chromium: log in, watch a firing alert appear without a
-reload, acknowledge it; screenshots go to test-artifacts/dashboard/."""
+reload, acknowledge it, toggle a rule, validate and preview a new one; screenshots go
+to test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
@@ -75,3 +76,32 @@ async def test_log_in_see_an_alert_fire_live_and_acknowledge_it(
         await page.wait_for_url(url + "/services/acme/shop")
         assert await page.locator("#chart svg").count() == 1
         await screenshot(page, "5-service-detail")
+
+        # Toggle a rule off: the page calls the API with its CSRF header and re-renders.
+        await page.click("nav >> text=Rules")
+        toggle = page.locator('tr[data-rule="acme-down"] button.toggle')
+        assert await toggle.inner_text() == "on"
+        await toggle.click()
+        await page.locator('tr[data-rule="acme-down"] button.toggle.off').wait_for(
+            timeout=LIVE_TIMEOUT_MS
+        )
+        assert await page.locator("#action-result").inner_text() == "rule acme-down disabled"
+        await screenshot(page, "6-rule-disabled")
+        async with ctx.pool.connection() as conn:
+            flag = await (
+                await conn.execute("SELECT enabled FROM console_objects WHERE name = 'acme-down'")
+            ).fetchone()
+        assert flag == (False,)
+
+        # A new rule: the editor validates and previews it through the API.
+        await page.goto(url + "/rules/new")
+        await page.fill("input[name=name]", "browser-rule")
+        await page.click("button[data-editor=validate]")
+        output = page.locator("#editor-result")
+        await page.wait_for_function("document.getElementById('editor-result').textContent !== ''")
+        assert await output.inner_text() == "valid"
+        await page.click("button[data-editor=preview]")
+        await page.wait_for_function(
+            "document.getElementById('editor-result').textContent.startsWith('over the last')"
+        )
+        await screenshot(page, "7-rule-preview")

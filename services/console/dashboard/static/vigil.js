@@ -73,7 +73,8 @@ document.addEventListener("click", async (event) => {
   event.preventDefault();
   button.disabled = true;
   const result = await callApi(button.dataset.apiMethod || "POST", button.dataset.apiUrl);
-  say("action-result", result.ok ? "done: " + button.textContent.trim() : "failed: " + problem(result));
+  const done = button.dataset.done || "done: " + button.textContent.trim();
+  say("action-result", result.ok ? done : "failed: " + problem(result));
   await refresh();
 });
 
