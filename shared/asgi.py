@@ -26,7 +26,12 @@ class _Server(uvicorn.Server):
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket: a port in use fails here, at start-up; ``0`` takes a free port."""
-    return socket.create_server((host, port))
+    sock = socket.create_server((host, port))
+    # create_server leaves proto 0, so asyncio does not set TCP_NODELAY on accepted
+    # connections; a response written in two parts then waits ~40 ms for the peer's
+    # delayed ACK on every keep-alive request. Accepted sockets inherit this option.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 async def serve(app: Any, sock: socket.socket) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from services.archiver.migrate import upgrade
 from shared.config import load_config
 from shared.localservers import LocalPostgres, LocalRedis, free_port
-from shared.runner import ROLES, run
+from shared.runner import CONSOLE, ROLES, run
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,9 +118,11 @@ def main() -> None:
             "VIGIL_DEMO_POSTGRES_PORT": str(pg_url.port or 5432),
         }
         env.setdefault("VIGIL_OPS_PORT", str(free_port()))
+        env.setdefault("VIGIL_CONSOLE_PORT", str(free_port()))
         settings = Settings.from_env(env)
         config = load_config(settings.config_path or DEMO_CONFIG, env)
         upgrade(settings.database_url)
+        token = asyncio.run(_admin_token(settings.database_url))
         print(
             f"""
 Vigil demo: {len(config.checks)} checks, {len(config.rules)} rules.
@@ -129,6 +131,8 @@ Vigil demo: {len(config.checks)} checks, {len(config.rules)} rules.
   Expect a FIRING alert, then a RESOLVED one, within a minute.
   History: psql {settings.database_url} -c 'select * from alert_events'
   Vigil's own metrics: http://127.0.0.1:{settings.ops_port}/metrics (and /readyz, /livez)
+  Dashboard: http://{settings.console_host}:{settings.console_port}/
+    log in with this admin token (created just now): {token}
   Press Ctrl-C to stop everything.
 """,
             flush=True,
@@ -142,7 +146,17 @@ async def _run_until_interrupted(settings: Settings, config: object) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run(settings, config, ROLES, stop)  # type: ignore[arg-type]
+    await run(settings, config, (*ROLES, CONSOLE), stop)  # type: ignore[arg-type]
+
+
+async def _admin_token(database_url: str) -> str:
+    from psycopg import AsyncConnection
+
+    from services.console import tokens
+
+    async with await AsyncConnection.connect(database_url) as conn:
+        _, token = await tokens.create(conn, "demo", "admin", None, "demo")
+    return token
 
 
 def _summary(database_url: str) -> None:

@@ -16,7 +16,9 @@ from redis.exceptions import RedisError
 
 from services.archiver.service import Archiver
 from services.archiver.sqlite import is_sqlite
+from services.evaluator import live as evaluator_live
 from services.evaluator.service import Evaluator
+from services.notifier import live as notifier_live
 from services.notifier import redact
 from services.notifier.channels import SendContext
 from services.notifier.intake.server import serve as serve_intake
@@ -67,6 +69,9 @@ async def run(
         await evaluator.load()
         consumers += evaluator.consumers()
         loops.append(evaluator.tick_forever)
+        follower = evaluator_live.Follower(evaluator)  # rules etc. changed through the API
+        await follower.refresh()
+        loops.append(follower.follow)
     if "notifier" in roles:
         session = netguard.guarded_session(config.egress, limit=100)
         closers.append(session.close)
@@ -80,6 +85,7 @@ async def run(
         )
         redact.install(notifier.secrets())
         consumers.append(notifier.consumer())
+        loops.append(notifier_live.Follower(notifier).follow)  # console API changes
         if notifier.groups_in_use:
             loops.append(notifier.flush_forever)
         if (intake := config.intake) is not None:
