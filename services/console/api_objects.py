@@ -68,9 +68,10 @@ async def write(
             action = "update" if enabled is None else ("enable" if enabled else "disable")
             on = True if enabled is None else enabled
             return await store.create(conn, kind, name, tenant, body, me.actor, now, on, action)
+        new = store.keep_secrets(old.body, body) if kind == "channel" else body
         if version is not None and version != old.version:
             raise store.Conflict(f"{kind} {name!r} is at version {old.version}, not {version}")
-        return await store.update(conn, old, tenant, body, me.actor, now, enabled)
+        return await store.update(conn, old, tenant, new, me.actor, now, enabled)
 
     return shown(await change(ctx, op))
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
-from services.console import api_alerts, api_objects, api_pipeline, api_rules, api_tokens
+from services.console import (
+    api_alerts,
+    api_channels,
+    api_objects,
+    api_pipeline,
+    api_rules,
+    api_tokens,
+)
 from services.console.auth import (
     TokenAuthentication,
     TokenCache,
@@ -30,6 +38,7 @@ def create_app(ctx: ConsoleContext) -> Litestar:
             api_alerts.router,
             api_rules.router,
             api_pipeline.router,
+            api_channels.router,
             api_objects.crud("rule", "rules", operator_guard),
             api_objects.crud("silence", "silences", operator_guard),
             api_objects.crud("maintenance", "maintenance", operator_guard),
@@ -39,6 +48,12 @@ def create_app(ctx: ConsoleContext) -> Litestar:
         dependencies={"ctx": Provide(provide_ctx)},
         middleware=[DefineMiddleware(TokenAuthentication, exclude=PUBLIC)],
         openapi_config=OpenAPIConfig(title="Vigil operations API", version="1", path="/api/schema"),
+        # A 500 is logged with its traceback; a refused request is the caller's business.
+        logging_config=LoggingConfig(
+            log_exceptions="always",
+            disable_stack_trace={400, 401, 403, 404, 405, 409, 413},
+            configure_root_logger=False,
+        ),
         debug=False,
     )
     app.state.tokens = TokenCache(ctx.pool)
