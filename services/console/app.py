@@ -25,6 +25,7 @@ from services.console.auth import (
 from services.console.context import ConsoleContext
 
 # Reachable without a token: the API description and the dashboard's login page.
+MAX_BODY = 1_000_000  # bytes; a larger request body is refused with 413
 PUBLIC = ["^/api/schema", "^/login", "^/static"]
 
 
@@ -54,6 +55,7 @@ def create_app(ctx: ConsoleContext) -> Litestar:
             disable_stack_trace={400, 401, 403, 404, 405, 409, 413},
             configure_root_logger=False,
         ),
+        request_max_body_size=MAX_BODY,
         debug=False,
     )
     app.state.tokens = TokenCache(ctx.pool)
