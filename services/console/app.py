@@ -13,6 +13,7 @@ from services.console import (
     api_channels,
     api_objects,
     api_pipeline,
+    api_reports,
     api_rules,
     api_tokens,
 )
@@ -40,6 +41,7 @@ def create_app(ctx: ConsoleContext) -> Litestar:
             api_rules.router,
             api_pipeline.router,
             api_channels.router,
+            api_reports.router,
             api_objects.crud("rule", "rules", operator_guard),
             api_objects.crud("silence", "silences", operator_guard),
             api_objects.crud("maintenance", "maintenance", operator_guard),
