@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from schemas import CheckResult, MetricSample
+from services.console.objects import republish
 from services.evaluator.rules import Selector, ThresholdRule
+from shared import liveconfig
 from shared.config import Config, Tenant
 from shared.runner import run
 from shared.settings import Settings
@@ -193,3 +195,15 @@ async def test_preview_dry_runs_over_recent_results(
         assert saved.json()["fired"] == 1
         short = await client.post("/api/v1/rules/down/preview", headers=viewer, json={"hours": 0})
         assert short.status_code == 400
+
+
+async def test_a_console_start_republishes_what_redis_lost(
+    settings: Settings, database_url: str, redis: Redis, names: StreamNames
+) -> None:
+    op = bearer(await make_token(database_url, "operator"))
+    async with console_client(settings, database_url, redis) as (client, ctx):
+        await client.post("/api/v1/rules", headers=op, json={"name": "disk", "body": DISK})
+        await redis.delete(names.key("console:live"))
+        await republish(ctx)
+        live = await liveconfig.fetch(redis, names)
+    assert live is not None and [r.name for r in live.rules] == ["disk"]
