@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from services.archiver import queries
-from services.archiver.patterns import Patterns, sla
+from services.archiver.patterns import sla
 from services.archiver.queries import LatencyPoint
 from services.console.auth import Principal
 from services.console.context import ConsoleContext
@@ -32,6 +32,22 @@ class UptimeRow(msgspec.Struct, frozen=True, kw_only=True):
     successes: int
     failures: int
     percent: float | None
+
+
+class Recurring(msgspec.Struct, frozen=True, kw_only=True):
+    fingerprint: str
+    count: int
+
+
+class PatternsOut(msgspec.Struct, frozen=True, kw_only=True):
+    total: int
+    most_common_rule: str | None
+    by_rule: dict[str, int]
+    by_hour: list[int]  # alerts started in each UTC hour of the day, 0..23
+    peak_hour: int | None
+    mtta_s: float | None
+    mttr_s: float | None
+    recurring: list[Recurring]  # alerts (fingerprints) that started more than once
 
 
 class SlaRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -148,12 +164,22 @@ async def patterns(
     ctx: NamedDependency[ConsoleContext],
     hours: Annotated[int, QueryParameter(ge=1, le=24 * 366)] = 24 * 7,
     tenant: Tenant = None,
-) -> Patterns:
+) -> PatternsOut:
     until = datetime.now(UTC)
     async with ctx.pool.connection() as conn:
-        return await queries.patterns(
+        p = await queries.patterns(
             conn, until - timedelta(hours=hours), until, tenant=scope(request.user, tenant)
         )
+    return PatternsOut(
+        total=p.total,
+        most_common_rule=p.most_common_rule,
+        by_rule=p.by_rule,
+        by_hour=p.by_hour,
+        peak_hour=p.peak_hour,
+        mtta_s=p.mtta_s,
+        mttr_s=p.mttr_s,
+        recurring=[Recurring(fingerprint=f, count=n) for f, n in p.recurring],
+    )
 
 
 router = Router(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from litestar import Litestar
 from litestar.di import Provide
-from litestar.logging import LoggingConfig
+from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.types import Scope
 
 from services.console import (
     api_alerts,
@@ -26,8 +29,15 @@ from services.console.auth import (
 from services.console.context import ConsoleContext
 
 # Reachable without a token: the API description and the dashboard's login page.
+log = logging.getLogger(__name__)
 MAX_BODY = 1_000_000  # bytes; a larger request body is refused with 413
 PUBLIC = ["^/api/schema", "^/login", "^/static"]
+
+
+async def log_unexpected(exc: Exception, scope: Scope) -> None:
+    """A 500 is logged with its traceback; a refused request is the caller's business."""
+    if not isinstance(exc, HTTPException):
+        log.error("%s %s failed", scope.get("method", ""), scope.get("path", ""), exc_info=exc)
 
 
 def create_app(ctx: ConsoleContext) -> Litestar:
@@ -51,12 +61,7 @@ def create_app(ctx: ConsoleContext) -> Litestar:
         dependencies={"ctx": Provide(provide_ctx)},
         middleware=[DefineMiddleware(TokenAuthentication, exclude=PUBLIC)],
         openapi_config=OpenAPIConfig(title="Vigil operations API", version="1", path="/api/schema"),
-        # A 500 is logged with its traceback; a refused request is the caller's business.
-        logging_config=LoggingConfig(
-            log_exceptions="always",
-            disable_stack_trace={400, 401, 403, 404, 405, 409, 413},
-            configure_root_logger=False,
-        ),
+        after_exception=[log_unexpected],
         request_max_body_size=MAX_BODY,
         debug=False,
     )
