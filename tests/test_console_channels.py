@@ -102,6 +102,14 @@ async def test_channel_auth_and_tenant_scope(
         mine = {"name": "r1", "body": {"match": {"tenant": "acme"}, "channels": ["acme-ops"]}}
         assert (await client.post("/api/v1/routes", headers=acme, json=mine)).status_code == 201
         assert (await client.get("/api/v1/routes/r1", headers=globex)).status_code == 404
+        # Routes name only channels that exist (for this tenant); a used channel stays.
+        ghost = {"name": "r2", "body": {"match": {"tenant": "acme"}, "channels": ["nope"]}}
+        refused = await client.post("/api/v1/routes", headers=acme, json=ghost)
+        assert refused.status_code == 400 and "channels[0]" in refused.text
+        used = await client.delete("/api/v1/channels/acme-ops", headers=acme)
+        assert used.status_code == 409
+        assert (await client.delete("/api/v1/routes/r1", headers=acme)).status_code == 204
+        assert (await client.delete("/api/v1/channels/acme-ops", headers=acme)).status_code == 204
 
 
 async def test_a_running_notifier_sends_through_an_api_channel_and_route(
