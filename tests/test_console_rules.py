@@ -63,6 +63,11 @@ async def test_a_running_evaluator_fires_on_an_api_rule_and_stops_when_disabled(
         await _poll(lambda: fired(redis, names, "disk", "shop", "disk"), "the API rule to fire")
         off = await client.post("/api/v1/rules/disk/disable", headers=op)
         assert off.json()["enabled"] is False
+        # The open alert of the disabled rule resolves.
+        await _poll(
+            lambda: _any(redis, names, lambda a: (a.rule, a.state) == ("disk", "resolved")),
+            "the disabled rule's alert to resolve",
+        )
         # A rule created after the disable fires once the evaluator has both changes...
         canary = {"type": "threshold", "source": "temp", "threshold": 80}
         await client.post("/api/v1/rules", headers=op, json={"name": "temp", "body": canary})
@@ -85,6 +90,7 @@ async def _poll(check: object, what: str, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():  # type: ignore[operator]
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
 
 
 async def test_crud_validation_versions_and_audit(
