@@ -76,6 +76,8 @@ def test_no_500_and_responses_conform(console_server: Served) -> None:
     api = schemathesis.openapi.from_url(f"{console_server.url}/api/schema/openapi.json")
     # Revoking tokens would revoke the one this run calls with.
     api = api.exclude(method="DELETE", path_regex="^/api/v1/tokens")
+    # A test notification goes out over the network: generated channels must not send.
+    api = api.exclude(path_regex="/test$")
     operations = [result.ok() for result in api.get_all_operations()]
     assert len(operations) > 25
 
