@@ -64,11 +64,15 @@ def muting(config: Config, live: LiveSet) -> Muting:
 
 def notifier_config(config: Config, live: LiveSet) -> Config:
     """The file's configuration with the API's channels and routes merged in."""
-    return msgspec.structs.replace(
-        config,
-        channels=_by_name(config.channels, live.channels),
-        routes=[*live.routes, *config.routes],
-    )
+    channels = _by_name(config.channels, live.channels)
+    known = {c.name for c in channels}
+    # The console refuses routes to unknown channels; this keeps a notifier safe anyway
+    # (e.g. a channel disabled after a route named it).
+    routes = [
+        msgspec.structs.replace(r, channels=[c for c in r.channels if c in known])
+        for r in live.routes
+    ]
+    return msgspec.structs.replace(config, channels=channels, routes=[*routes, *config.routes])
 
 
 # Set only when newer: two console replicas publishing at once never go backwards.

@@ -103,6 +103,11 @@ async def test_acknowledge_suppress_resolve_are_audited(
         assert acked.json()["acknowledged_by"] == "token:alice"
         again = await client.post(f"{url}/acknowledge", headers=op, json={})
         assert again.status_code == 409  # acknowledged already
+        # The acknowledgement went onto the alerts stream once, for PagerDuty and the rest.
+        published = [f[b"data"] for _, f in await redis.xrange(ctx.names.alerts)]
+        assert len(published) == 1
+        assert b'"state":"acknowledged"' in published[0]
+        assert b'"acknowledged_by":"token:alice"' in published[0]
         past = await client.post(f"{url}/suppress", headers=op, json={"until": T0.isoformat()})
         assert past.status_code == 400
         until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()

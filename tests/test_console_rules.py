@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from schemas import CheckResult, MetricSample
+from services.console.objects import republish
 from services.evaluator.rules import Selector, ThresholdRule
+from shared import liveconfig
 from shared.config import Config, Tenant
 from shared.runner import run
 from shared.settings import Settings
@@ -61,6 +63,11 @@ async def test_a_running_evaluator_fires_on_an_api_rule_and_stops_when_disabled(
         await _poll(lambda: fired(redis, names, "disk", "shop", "disk"), "the API rule to fire")
         off = await client.post("/api/v1/rules/disk/disable", headers=op)
         assert off.json()["enabled"] is False
+        # The open alert of the disabled rule resolves.
+        await _poll(
+            lambda: _any(redis, names, lambda a: (a.rule, a.state) == ("disk", "resolved")),
+            "the disabled rule's alert to resolve",
+        )
         # A rule created after the disable fires once the evaluator has both changes...
         canary = {"type": "threshold", "source": "temp", "threshold": 80}
         await client.post("/api/v1/rules", headers=op, json={"name": "temp", "body": canary})
@@ -83,6 +90,7 @@ async def _poll(check: object, what: str, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():  # type: ignore[operator]
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
 
 
 async def test_crud_validation_versions_and_audit(
@@ -193,3 +201,15 @@ async def test_preview_dry_runs_over_recent_results(
         assert saved.json()["fired"] == 1
         short = await client.post("/api/v1/rules/down/preview", headers=viewer, json={"hours": 0})
         assert short.status_code == 400
+
+
+async def test_a_console_start_republishes_what_redis_lost(
+    settings: Settings, database_url: str, redis: Redis, names: StreamNames
+) -> None:
+    op = bearer(await make_token(database_url, "operator"))
+    async with console_client(settings, database_url, redis) as (client, ctx):
+        await client.post("/api/v1/rules", headers=op, json={"name": "disk", "body": DISK})
+        await redis.delete(names.key("console:live"))
+        await republish(ctx)
+        live = await liveconfig.fetch(redis, names)
+    assert live is not None and [r.name for r in live.rules] == ["disk"]

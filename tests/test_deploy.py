@@ -13,7 +13,7 @@ from typer.main import get_command
 
 from shared.cli import app
 from shared.config import load_config
-from shared.runner import ROLES
+from shared.runner import CONSOLE, ROLES
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 COMMANDS = set(get_command(app).commands)  # type: ignore[attr-defined]
@@ -23,14 +23,14 @@ def vigil_invocation_is_valid(args: list[str]) -> bool:
     if args[:1] == ["vigil"]:
         args = args[1:]
     if args[0] == "run":
-        return len(args) == 2 and args[1] in (*ROLES, "all")
+        return len(args) == 2 and args[1] in (*ROLES, CONSOLE, "all")
     return args[0] in COMMANDS
 
 
 def test_dockerfile_has_a_non_root_target_per_service() -> None:
     text = (DEPLOY / "docker" / "Dockerfile").read_text()
     targets = re.findall(r"^FROM \S+ AS (\S+)$", text, re.M)
-    assert set(targets) >= {*ROLES, "migrate", "build", "runtime"}
+    assert set(targets) >= {*ROLES, CONSOLE, "migrate", "build", "runtime"}
     assert "USER 10001" in text
     for target, cmd in re.findall(r"^FROM runtime AS (\S+)\nCMD (\[.*\])$", text, re.M):
         args = yaml.safe_load(cmd)
@@ -42,7 +42,7 @@ def test_compose_services_and_config() -> None:
     services = compose["services"]
     assert {*ROLES, "redis", "postgres", "migrate"} <= set(services)
     assert "--appendonly" in services["redis"]["command"]
-    for role in ROLES:
+    for role in (*ROLES, CONSOLE):
         assert services[role]["build"]["target"] == role
         assert services[role]["environment"]["VIGIL_REDIS_URL"].startswith("redis://")
     for secret in compose["secrets"].values():
@@ -71,9 +71,14 @@ def test_kubernetes_deployments_are_wired_to_health_endpoints(tmp_path: Path) ->
     for deployment in deployments:
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert vigil_invocation_is_valid(container["args"])
-        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        # The console is ready when it serves its API; the pipeline's services on /readyz.
+        ready = "/api/schema/openapi.json" if container["name"] == CONSOLE else "/readyz"
+        assert container["readinessProbe"]["httpGet"]["path"] == ready
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
         assert container["securityContext"]["runAsNonRoot"] is True
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"} >= {"vigil-console"}
+    [service] = [d for d in docs if d["kind"] == "Service"]
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == CONSOLE  # type: ignore[index]
     [config_map] = [d for d in docs if d["kind"] == "ConfigMap"]
     path = tmp_path / "vigil.yaml"
     path.write_text(config_map["data"]["vigil.yaml"])  # type: ignore[index]

@@ -86,7 +86,14 @@ async def _act(
             raise NotFoundException(f"no alert {alert_id}")
         try:
             return await lifecycle.act(
-                conn, alert_id, to, by=me.actor, note=note, now=datetime.now(UTC), until=until
+                conn,
+                alert_id,
+                to,
+                by=me.actor,
+                note=note,
+                now=datetime.now(UTC),
+                until=until,
+                publish=lifecycle.stream_publisher(ctx.redis, ctx.names),  # PagerDuty's ack
             )
         except AlertActionError as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from exc

@@ -22,6 +22,8 @@ from services.console.objects import (
     ObjectIn,
     ObjectOut,
     change,
+    check_references,
+    check_unused,
     checked,
     config_shown,
     from_config,
@@ -60,6 +62,7 @@ async def write(
     now = datetime.now(UTC)
 
     async def op(conn: AsyncConnection[Any]) -> store.Stored:
+        await check_references(conn, ctx, kind, body, name, me.tenant)
         try:
             old = await store.get(conn, kind, name, me.tenant)
         except store.Missing:
@@ -68,9 +71,10 @@ async def write(
             action = "update" if enabled is None else ("enable" if enabled else "disable")
             on = True if enabled is None else enabled
             return await store.create(conn, kind, name, tenant, body, me.actor, now, on, action)
+        new = store.keep_secrets(old.body, body) if kind == "channel" else body
         if version is not None and version != old.version:
             raise store.Conflict(f"{kind} {name!r} is at version {old.version}, not {version}")
-        return await store.update(conn, old, tenant, body, me.actor, now, enabled)
+        return await store.update(conn, old, tenant, new, me.actor, now, enabled)
 
     return shown(await change(ctx, op))
 
@@ -101,6 +105,7 @@ def crud(kind: str, plural: str, guard: Any) -> Router:
         now = datetime.now(UTC)
 
         async def op(conn: AsyncConnection[Any]) -> store.Stored:
+            await check_references(conn, ctx, kind, data.body, data.name, me.tenant)
             return await store.create(
                 conn, kind, data.name, tenant, data.body, me.actor, now, data.enabled
             )
@@ -134,7 +139,9 @@ def crud(kind: str, plural: str, guard: Any) -> Router:
         now = datetime.now(UTC)
 
         async def op(conn: AsyncConnection[Any]) -> None:
-            await store.remove(conn, await store.get(conn, kind, name, me.tenant), me.actor, now)
+            old = await store.get(conn, kind, name, me.tenant)
+            await check_unused(conn, kind, name)
+            await store.remove(conn, old, me.actor, now)
 
         await change(ctx, op)
 

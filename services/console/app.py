@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.types import Scope
 
 from services.console import (
     api_alerts,
+    api_channels,
     api_health,
     api_objects,
     api_pipeline,
+    api_reports,
     api_rules,
     api_tokens,
     dashboard,
@@ -26,7 +32,15 @@ from services.console.context import ConsoleContext
 from services.console.dashboard.csrf import CSRFHeaderMiddleware
 
 # Reachable without a token: the API description and the dashboard's login page.
+log = logging.getLogger(__name__)
+MAX_BODY = 1_000_000  # bytes; a larger request body is refused with 413
 PUBLIC = ["^/api/schema", "^/login", "^/static"]
+
+
+async def log_unexpected(exc: Exception, scope: Scope) -> None:
+    """A 500 is logged with its traceback; a refused request is the caller's business."""
+    if not isinstance(exc, HTTPException):
+        log.error("%s %s failed", scope.get("method", ""), scope.get("path", ""), exc_info=exc)
 
 
 def create_app(ctx: ConsoleContext) -> Litestar:
@@ -39,6 +53,8 @@ def create_app(ctx: ConsoleContext) -> Litestar:
             api_alerts.router,
             api_rules.router,
             api_pipeline.router,
+            api_channels.router,
+            api_reports.router,
             api_objects.crud("rule", "rules", operator_guard),
             api_objects.crud("silence", "silences", operator_guard),
             api_objects.crud("maintenance", "maintenance", operator_guard),
@@ -51,6 +67,8 @@ def create_app(ctx: ConsoleContext) -> Litestar:
         middleware=[DefineMiddleware(TokenAuthentication, exclude=PUBLIC), CSRFHeaderMiddleware()],
         template_config=dashboard.template_config,
         openapi_config=OpenAPIConfig(title="Vigil operations API", version="1", path="/api/schema"),
+        after_exception=[log_unexpected],
+        request_max_body_size=MAX_BODY,
         debug=False,
     )
     app.state.tokens = TokenCache(ctx.pool)

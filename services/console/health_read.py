@@ -12,7 +12,7 @@ from litestar.exceptions import ServiceUnavailableException
 from psycopg import AsyncConnection
 from redis.exceptions import RedisError
 
-from services.archiver import histogram, queries
+from services.archiver import histogram, queries, rollups
 from services.archiver.rollups import hour_of
 from services.console import health
 from services.console.context import ConsoleContext
@@ -106,6 +106,7 @@ _HEADLINE = (
 async def headline(ctx: ConsoleContext, tenant: str | None, now: datetime) -> Headline:
     since = hour_of(now - timedelta(hours=1))
     async with ctx.pool.connection() as conn:
+        await rollups.refresh(conn)  # the archiver rolls up every few seconds; be exact
         row = await (
             await conn.execute(_HEADLINE, {"since": since, "tenant": tenant}, prepare=False)
         ).fetchone()

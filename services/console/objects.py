@@ -113,6 +113,34 @@ def checked(kind: str, name: str, body: dict[str, Any], tenant: str | None) -> s
         raise ValidationException(str(exc)) from exc
 
 
+async def check_references(
+    conn: AsyncConnection[Any],
+    ctx: ConsoleContext,
+    kind: str,
+    body: dict[str, Any],
+    name: str,
+    tenant: str | None,
+) -> None:
+    """A route names only channels the caller can see (the file's count for unscoped tokens)."""
+    if kind != "route":
+        return
+    known = {c.name for c in await store.listing(conn, "channel", tenant) if c.enabled}
+    if tenant is None:
+        known |= {c.name for c in ctx.config.channels}
+    for i, channel in enumerate(store.parse(kind, name, body).channels):
+        if channel not in known:
+            raise store.StoreError(f"channels[{i}]: unknown channel {channel!r}")
+
+
+async def check_unused(conn: AsyncConnection[Any], kind: str, name: str) -> None:
+    """A channel that an API route still sends to cannot be deleted."""
+    if kind != "channel":
+        return
+    for route in await store.listing(conn, "route", None):
+        if name in route.body.get("channels", []):
+            raise store.Conflict(f"route {route.name!r} sends to channel {name!r}")
+
+
 async def change(ctx: ConsoleContext, op: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
     """Run ``op`` in a transaction with the generation bump, then publish the new set."""
     try:

@@ -7,9 +7,11 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.console.app import create_app
 from services.console.context import ConsoleContext
+from services.console.objects import republish
 from shared import asgi
 from shared.config import Config
 from shared.settings import Settings
@@ -27,7 +29,12 @@ async def serve(settings: Settings, config: Config, redis: Redis, names: StreamN
     )
     await pool.open()
     try:
-        app = create_app(ConsoleContext(settings, config, pool, redis, names))
+        ctx = ConsoleContext(settings, config, pool, redis, names)
+        try:  # Redis may have lost the live set: evaluators and notifiers read it there
+            await republish(ctx)
+        except RedisError as exc:
+            log.warning("console: live configuration not republished: %s", exc)
+        app = create_app(ctx)
         log.info("console on http://%s:%d/", host, port)
         await asgi.serve(app, sock)
     finally:

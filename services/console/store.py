@@ -199,6 +199,11 @@ def mask(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     return {k: ("***" if k in config.secret_fields and v else v) for k, v in body.items()}
 
 
+def keep_secrets(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A channel body sent back as read (secrets as ``"***"``) keeps the stored secrets."""
+    return {k: old.get(k) if v == "***" else v for k, v in new.items()}
+
+
 async def snapshot(conn: AsyncConnection[Any]) -> LiveSet:
     """Bump the generation and read the active set; call inside the change's transaction,
     so generations order snapshots (the row lock serialises concurrent changes)."""

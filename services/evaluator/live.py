@@ -2,21 +2,28 @@
 running: poll the published generation, rebuild the engine when it moves.
 
 The engine is swapped between batches (the evaluator's batch gate), and its firing set
-is rebuilt from the committed states, so no batch sees half of a change. Series of a
-removed rule keep their state and simply get no more verdicts.
+is rebuilt from the committed states, so no batch sees half of a change. A series still
+firing under a rule that was disabled or removed gets its resolved event, so its alert
+closes and its notifications say so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Mapping
 
 import msgspec
 from redis.exceptions import RedisError
 
-from services.evaluator.engine import Engine
+from schemas import AlertEvent
+from services.evaluator.alerting import event, finish
+from services.evaluator.engine import Engine, fingerprint
+from services.evaluator.rulebase import SeriesState, Verdict, copy_state
 from services.evaluator.service import Evaluator
 from shared import liveconfig
+from shared.streams import encode
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -33,8 +40,11 @@ class Follower:
         generation = await liveconfig.generation(ev.redis, ev.names)
         if generation == self.seen:
             return False
-        self.seen = generation  # a set this release cannot read is reported once, not per poll
-        live = await liveconfig.fetch(ev.redis, ev.names)
+        try:
+            live = await liveconfig.fetch(ev.redis, ev.names)
+        except msgspec.ValidationError:
+            self.seen = generation  # a set this release cannot read: reported once
+            raise
         if live is None:
             return False
         config = ev.config
@@ -45,10 +55,19 @@ class Follower:
         )
         await ev._enter()
         try:
+            events, changed = retired(ev.engine, engine, ev.states, time.time())
+            if events:
+                pipe = ev.redis.pipeline(transaction=True)
+                for alert in events:
+                    pipe.xadd(ev.names.alerts, encode(alert))
+                ev._checkpoint(pipe, changed)
+                await pipe.execute()
+                ev.states.update(changed)
             engine.restore(ev.states)
             ev.engine = engine
         finally:
             ev._idle.set()
+        self.seen = generation
         log.info("evaluator %s: live configuration generation %d adopted", ev.group, generation)
         return True
 
@@ -62,3 +81,25 @@ class Follower:
                 log.error("evaluator: live configuration refused (kept the previous): %s", exc)
             await asyncio.sleep(every_s)
             liveconfig.stop_if_cancelled()
+
+
+def retired(
+    old: Engine, new: Engine, states: Mapping[str, SeriesState], now: float
+) -> tuple[list[AlertEvent], dict[str, SeriesState]]:
+    """Resolved events for the series still firing under a rule ``new`` no longer has,
+    and their states after it."""
+    events: list[AlertEvent] = []
+    changed: dict[str, SeriesState] = {}
+    for key, committed in states.items():
+        rule = old.rules.get(committed.rule)
+        if committed.firing_since is None or rule is None or rule.name in new.rules:
+            continue
+        state = copy_state(committed)
+        text = f"rule {rule.name} was disabled or removed"
+        verdict = Verdict(active=False, value=0.0, threshold=rule.threshold, text=text)
+        events.append(
+            event(rule, state, verdict, "resolved", now, fingerprint(key), state.muted_by)
+        )
+        finish(state, now)
+        changed[key] = state
+    return events, changed

@@ -59,9 +59,9 @@ class Notifier:
         *,
         hold_every_s: float = HOLD_EVERY_S,
     ) -> None:
-        self.config, self.redis, self.names, self.ctx = config, redis, names, ctx
+        self.redis, self.names, self.ctx = redis, names, ctx
+        self.config = config
         self.hold_every_s = hold_every_s  # well within the reclaimer's idle time
-        self.channels = {c.name: c for c in config.channels}
         self.limiters = Limiters(redis, names)
         self.sent = SentRecords(redis, names)
         self._append = redis.register_script(_APPEND)
@@ -73,6 +73,16 @@ class Notifier:
         for channel in config.channels:
             for outcome in ("delivered", "failed"):
                 metrics.DELIVERIES.labels(channel.name, channel.kind, outcome)
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        """Swapped whole between batches (channels changed through the console API)."""
+        self._config = config
+        self.channels = {c.name: c for c in config.channels}
 
     def secrets(self) -> list[str]:
         """Every channel secret in the configuration (for log redaction)."""

@@ -188,6 +188,7 @@ async def alert_action(
                 note=data.note,
                 now=now,
                 until=until,
+                publish=lifecycle.stream_publisher(ctx.redis, ctx.names),  # PagerDuty's ack
             )
         except AlertActionError as exc:
             if "no alert" in str(exc):
