@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from services.archiver.service import Archiver
 from services.evaluator.service import Evaluator
+from services.evaluator.shards import ShardedEvaluator
 from services.notifier import redact
 from services.notifier.channels import SendContext
 from services.notifier.intake.server import serve as serve_intake
@@ -28,6 +29,8 @@ from shared.config import Config
 from shared.consumer import Consumer, attach
 from shared.errors import SettingsError
 from shared.ops import OpsServer, ReadinessCheck
+from shared.redisclient import broker as redis_broker
+from shared.redisclient import connected
 from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group
 
@@ -45,15 +48,25 @@ async def run(
     if "archiver" in roles and not settings.database_url:
         raise SettingsError("the archiver needs VIGIL_DATABASE_URL")
     names = StreamNames(settings.stream_prefix)
-    redis = Redis.from_url(settings.redis_url)
+    redis = await connected(settings.redis_url)
     # FastStream's per-batch and per-task lines go to a logger of ours (see BROKER_LOGGER).
-    broker = RedisBroker(
-        settings.redis_url, logger=logging.getLogger(BROKER_LOGGER), log_level=logging.DEBUG
-    )
+    broker = redis_broker(settings.redis_url, logging.getLogger(BROKER_LOGGER))
     consumers: list[Consumer[Any]] = []
     loops: list[Callable[[], Awaitable[None]]] = []
     closers: list[Callable[[], Awaitable[None]]] = []
-    if "evaluator" in roles:
+    if "evaluator" in roles and settings.evaluator_shards > 1:
+        sharded = ShardedEvaluator(
+            config,
+            redis,
+            names,
+            settings.evaluator_shards,
+            settings.consumer_name,
+            batch_size=settings.batch_size,
+            block_ms=settings.block_ms,
+        )
+        consumers += sharded.consumers()
+        loops.append(sharded.run)
+    elif "evaluator" in roles:
         evaluator = Evaluator(
             config,
             redis,
@@ -147,7 +160,7 @@ async def sample_lag(
     Its own client, so that sampling never queues behind (or among) the consumers' commands.
     """
     streams = sorted({c.stream for c in consumers})
-    async with Redis.from_url(redis_url) as redis:
+    async with await connected(redis_url) as redis:
         while True:
             await asyncio.sleep(every_s)
             for stream in streams:

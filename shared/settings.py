@@ -55,6 +55,7 @@ class Settings:
     evaluator_partition: int = 0  # this process's share of the tenants ...
     evaluator_partitions: int = 1  # ... out of this many evaluator processes
     probe_tiers: tuple[str, ...] = ()  # the tiers a probe worker serves; empty: all
+    evaluator_shards: int = 1  # > 1: observations routed to this many leased stream shards
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +84,7 @@ class Settings:
                 probe_tiers=tuple(
                     t.strip() for t in env.get("VIGIL_PROBE_TIERS", "").split(",") if t.strip()
                 ),
+                evaluator_shards=int(env.get("VIGIL_EVALUATOR_SHARDS", "1")),
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc
