@@ -143,7 +143,7 @@ class LocalRedisCluster:
         try:
             for node in self.nodes:
                 node.start()
-            clients = [Redis("127.0.0.1", node.port) for node in self.nodes]
+            clients: list[Any] = [Redis("127.0.0.1", node.port) for node in self.nodes]
             step = -(-self.SLOTS // len(clients))
             for i, client in enumerate(clients):
                 # Distinct epochs spare the nodes an election before the cluster is ok.

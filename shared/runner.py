@@ -64,7 +64,6 @@ async def run(
             batch_size=settings.batch_size,
             block_ms=settings.block_ms,
         )
-        consumers += sharded.consumers()
         loops.append(sharded.run)
     elif "evaluator" in roles:
         evaluator = Evaluator(

@@ -26,7 +26,6 @@ from tests.conftest import ON_SINGLE_AND_CLUSTER
 from tests.support.http import HttpStub
 from tests.support.wait import wait_until
 
-
 pytestmark = ON_SINGLE_AND_CLUSTER
 
 
