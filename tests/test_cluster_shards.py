@@ -75,8 +75,10 @@ async def test_two_sharded_evaluators_produce_what_one_does(
     await feed(redis, single, range(6), start)
     await feed(redis, split, range(3), start)
 
-    async with evaluator(sharded(settings, single, "solo"), cfg):
-        await wait_until(lambda: shards_drained(redis, single), what="one process")
+    one = dataclasses.replace(settings, stream_prefix=single.prefix)
+    async with evaluator(one, cfg):
+        for stream in (single.metrics, single.results):
+            await wait_until(lambda s=stream: drained(redis, s, "evaluator"), what="one")
 
     async def owners() -> set[bytes | None]:
         return {await redis.get(split.shard(s, "evaluator:lease")) for s in range(SHARDS)}
