@@ -27,8 +27,9 @@ async def group_floor(redis: Redis, stream: str) -> StreamId | None:
     floor: StreamId | None = None
     for group in await redis.xinfo_groups(stream):
         name = group["name"]
-        if int(group["pending"]):
-            summary = await redis.xpending(stream, name)
+        # Re-checked in the summary: a consumer may acknowledge in between ("min" is None).
+        summary = await redis.xpending(stream, name) if int(group["pending"]) else None
+        if summary is not None and summary["min"] is not None:
             needed = parse_id(summary["min"])
         else:
             last = parse_id(group["last-delivered-id"])
