@@ -8,6 +8,7 @@ follows it, with no second setting to keep in step.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import cast
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +52,17 @@ async def connected(url: str) -> Redis:
     if isinstance(client, RedisCluster):
         await client.initialize()
     return client
+
+
+def raise_if_cancelled(exc: BaseException | None = None) -> None:
+    """Raise ``CancelledError`` if this task was asked to stop.
+
+    The cluster client can swallow a cancel that lands mid-command (or turn it into a
+    ``RedisError``); a loop that survives Redis errors checks here so it still stops.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling() > 0:
+        raise asyncio.CancelledError from exc
 
 
 def broker(url: str, logger: logging.Logger) -> RedisBroker:

@@ -30,7 +30,7 @@ from shared.consumer import Consumer, attach
 from shared.errors import SettingsError
 from shared.ops import OpsServer, ReadinessCheck
 from shared.redisclient import broker as redis_broker
-from shared.redisclient import connected
+from shared.redisclient import connected, raise_if_cancelled
 from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group
 
@@ -167,10 +167,7 @@ async def sample_lag(
                     groups = await redis.xinfo_groups(stream)
                     length = await redis.xlen(stream)
                 except RedisError as exc:
-                    if _cancelling():
-                        # The cluster client can turn a cancel that lands mid-command into
-                        # an error; swallowing that here would keep the process from stopping.
-                        raise asyncio.CancelledError from exc
+                    raise_if_cancelled(exc)
                     log.debug("lag sample of %s failed: %s", stream, exc)
                     continue
                 metrics.STREAM_LENGTH.labels(stream).set(length)
@@ -179,11 +176,6 @@ async def sample_lag(
                     metrics.CONSUMER_PENDING.labels(stream, name).set(group["pending"])
                     if group.get("lag") is not None:
                         metrics.CONSUMER_LAG.labels(stream, name).set(group["lag"])
-
-
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 async def _until_stopped(stop: asyncio.Event, loops: list[Callable[[], Awaitable[None]]]) -> None:

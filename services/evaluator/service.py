@@ -41,6 +41,7 @@ from shared import metrics
 from shared.config import Config
 from shared.consumer import AfterCommit, Consumer
 from shared.errors import SettingsError
+from shared.redisclient import raise_if_cancelled
 from shared.streams import StreamNames, encode
 
 log = logging.getLogger(__name__)
@@ -288,6 +289,7 @@ class Evaluator:
             try:
                 await self.tick(time.time())
             except RedisError as exc:  # an outage: nothing was adopted, the next tick retries
+                raise_if_cancelled(exc)
                 log.warning("evaluator tick failed: %s", exc)
             await asyncio.sleep(interval)
 

@@ -40,6 +40,7 @@ from services.evaluator.observation import Observation, from_error, from_result,
 from services.evaluator.service import Evaluator
 from shared import metrics
 from shared.config import Config
+from shared.redisclient import raise_if_cancelled
 from shared.streams import Codec, StreamNames, deadletter_fields, encode, ensure_group
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,12 @@ class Router:
         for stream in self.kinds:
             await ensure_group(o.redis, stream, ROUTER_GROUP)
         while True:
+            raise_if_cancelled()
             try:
                 if await o.redis.set(self.lease_key, o.member, nx=True, px=o.lease_ms):
                     await self._route_while_leased()
             except RedisError as exc:  # an outage: the lease lapses, someone retakes it
+                raise_if_cancelled(exc)
                 log.warning("evaluator router: %s", exc)
             await asyncio.sleep(o.lease_ms / 3000)
 
@@ -96,6 +99,7 @@ class Router:
         start: dict[Any, Any] = dict.fromkeys(self.kinds, "0")
         try:
             while bool(await o.redis.eval(_RENEW, 1, self.lease_key, o.member, o.lease_ms)):  # type: ignore[misc]
+                raise_if_cancelled()
                 read = await o.redis.xreadgroup(
                     ROUTER_GROUP,
                     self.CONSUMER,
@@ -266,15 +270,16 @@ class ShardedEvaluator:
         router = asyncio.ensure_future(self.router.run())
         try:
             while True:
+                raise_if_cancelled()
                 try:
                     await self.balance()
                 except RedisError as exc:  # an outage: leases lapse, the next round retakes
+                    raise_if_cancelled(exc)
                     log.warning("evaluator shard leases: %s", exc)
                 await asyncio.sleep(self.lease_ms / 3000)
         finally:
             router.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await router
+            await asyncio.wait([router], timeout=self.block_ms / 1000 + 5)
             await self.stop()
 
     async def balance(self) -> None:
