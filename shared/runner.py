@@ -47,6 +47,13 @@ async def run(
     roles = set(roles)
     if "archiver" in roles and not settings.database_url:
         raise SettingsError("the archiver needs VIGIL_DATABASE_URL")
+    if settings.evaluator_shards < 1 or (
+        settings.evaluator_shards > 1 and settings.evaluator_partitions > 1
+    ):
+        raise SettingsError(
+            "VIGIL_EVALUATOR_SHARDS must be 1 or more, and is not combined with"
+            " VIGIL_EVALUATOR_PARTITIONS (shards replace partitions)"
+        )
     names = StreamNames(settings.stream_prefix)
     redis = await connected(settings.redis_url)
     # FastStream's per-batch and per-task lines go to a logger of ours (see BROKER_LOGGER).

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
+import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
+from typer.testing import CliRunner
 
 from schemas import CheckResult
 from services.evaluator.rules import ConsecutiveRule
 from services.evaluator.shards import KINDS, ROUTER_GROUP, shard_of
+from shared.cli import app
+from shared.config import load_config
+from shared.errors import SettingsError
+from shared.runner import run
 from shared.settings import Settings
 from shared.streams import StreamNames, encode
 from tests.conftest import ON_SINGLE_AND_CLUSTER
@@ -149,3 +157,33 @@ async def test_shard_keys_spread_over_cluster_nodes(
             for s in range(8)
         }
         assert len(nodes) > 1
+
+
+async def test_shards_and_partitions_together_are_a_settings_error(settings: Settings) -> None:
+    both = dataclasses.replace(settings, evaluator_shards=4, evaluator_partitions=2)
+    with pytest.raises(SettingsError, match="VIGIL_EVALUATOR_SHARDS"):
+        await run(both, config(*RULES), ["evaluator"], asyncio.Event())
+
+
+async def test_rules_check_reads_every_shard_checkpoint(
+    redis: Redis, settings: Settings, names: StreamNames, tmp_path: Path
+) -> None:
+    path = tmp_path / "vigil.yaml"
+    path.write_text(
+        "tenants: [{id: t1}, {id: t2}]\n"
+        "rules: [{name: down, type: consecutive, failures: 1, successes: 1}]\n"
+    )
+    now = datetime.now(UTC)
+    async with evaluator(sharded(settings, names, "solo"), load_config(path)):
+        for tenant in ("t1", "t2"):
+            await redis.xadd(names.results, encode(result(tenant, "unhealthy", now)))
+        await wait_until(lambda: _count(redis, names, 2), what="two firing alerts")
+    env = {
+        "VIGIL_CONFIG": str(path),
+        "VIGIL_REDIS_URL": settings.redis_url,
+        "VIGIL_STREAM_PREFIX": names.prefix,
+        "VIGIL_EVALUATOR_SHARDS": str(SHARDS),
+    }
+    out = await asyncio.to_thread(CliRunner().invoke, app, ["rules", "check", "-v"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "t1/shop" in out.output and "t2/shop" in out.output, out.output
