@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 from typer.testing import CliRunner
 
-from schemas import CheckResult
+from schemas import ApplicationError, CheckResult
 from services.evaluator.rules import ConsecutiveRule
 from services.evaluator.shards import KINDS, ROUTER_GROUP, shard_of
 from shared.cli import app
@@ -22,7 +22,7 @@ from shared.config import load_config
 from shared.errors import SettingsError
 from shared.runner import run
 from shared.settings import Settings
-from shared.streams import StreamNames, encode
+from shared.streams import StreamNames, encode, ensure_group
 from tests.conftest import ON_SINGLE_AND_CLUSTER
 from tests.support.wait import wait_until
 from tests.test_evaluator_service import DISK, alerts, config, drained, evaluator, sample
@@ -187,3 +187,29 @@ async def test_rules_check_reads_every_shard_checkpoint(
     out = await asyncio.to_thread(CliRunner().invoke, app, ["rules", "check", "-v"], env=env)
     assert out.exit_code == 0, out.output
     assert "t1/shop" in out.output and "t2/shop" in out.output, out.output
+
+
+async def test_a_new_router_first_routes_what_a_dead_one_left_pending(
+    redis: Redis, settings: Settings, names: StreamNames
+) -> None:
+    now = datetime.now(UTC)
+    for stream in (names.results, names.metrics, names.errors):
+        await ensure_group(redis, stream, ROUTER_GROUP)
+    for _ in range(2):
+        await redis.xadd(names.results, encode(result("t1", "unhealthy", now)))
+    await redis.xadd(names.metrics, encode(sample(1.0, at=now, tenant="t1")))
+    error = ApplicationError(
+        tenant="t1", service="shop", source="api", error_type="E", message="m", observed_at=now
+    )
+    await redis.xadd(names.errors, encode(error))
+    # A router read these and died before acknowledging them.
+    streams = {names.results: ">", names.metrics: ">", names.errors: ">"}
+    read = await redis.xreadgroup(ROUTER_GROUP, "router", streams)  # type: ignore[arg-type]
+    assert sum(len(entries) for _, entries in read) == 4
+    cfg = config(ConsecutiveRule(name="down", failures=3, successes=1), tenants=TENANTS)
+    async with evaluator(sharded(settings, names, "next"), cfg):
+        await redis.xadd(names.results, encode(result("t1", "unhealthy", now)))
+        await wait_until(lambda: _count(redis, names, 1), what="three failures in a row")
+        await redis.xadd(names.results, encode(result("t2", "unhealthy", now)))
+        await wait_until(lambda: shards_drained(redis, names), what="the new entries")
+    assert [a.tenant for a in await alerts(redis, names)] == ["t1"]

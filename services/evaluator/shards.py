@@ -107,13 +107,11 @@ class Router:
                     count=o.batch_size,
                     block=o.block_ms,
                 )
-                batches = list(_by_stream(read))
-                if not batches and "0" in start.values():
-                    start = dict.fromkeys(self.kinds, ">")
-                for stream, entries in batches:
-                    await self._route(stream, entries)
-                    if start[stream] != ">":
-                        start[stream] = entries[-1][0].decode()
+                for stream, entries in _by_stream(read, keep_empty=True):
+                    if entries:
+                        await self._route(stream, entries)
+                    if start[stream] != ">":  # past the last pending one: on to new entries
+                        start[stream] = entries[-1][0].decode() if entries else ">"
         finally:
             with contextlib.suppress(RedisError):
                 await o.redis.eval(_RELEASE, 1, self.lease_key, o.member)  # type: ignore[misc]
@@ -121,7 +119,8 @@ class Router:
     async def _route(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         o, kind = self.owner, self.kinds[stream]
         ids = [entry_id for entry_id, _ in entries]
-        good, bad = o.codecs[kind].decode(ids, [fields for _, fields in entries])
+        # A pending entry trimmed away since comes back without fields: dead-lettered.
+        good, bad = o.codecs[kind].decode(ids, [fields or {} for _, fields in entries])
         # The shard streams are other slots on a cluster: written before the
         # acknowledgement, so a crash in between routes the batch again, never loses it.
         pipe = o.redis.pipeline(transaction=False)
@@ -325,12 +324,15 @@ class ShardedEvaluator:
             await self.redis.zrem(self.members_key, self.member)
 
 
-def _by_stream(read: Any) -> Iterable[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
-    """XREAD's reply (a list in RESP2, a dict in RESP3) as (stream name, entries)."""
-    pairs = read.items() if isinstance(read, dict) else read
+def _by_stream(
+    read: Any, *, keep_empty: bool = False
+) -> Iterable[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
+    """XREAD's reply (a list in RESP2, a dict in RESP3, None on timeout) as
+    (stream name, entries)."""
+    pairs = read.items() if isinstance(read, dict) else read or []
     for stream, entries in pairs:
         name = stream.decode() if isinstance(stream, bytes) else stream
-        if entries:
+        if entries or keep_empty:
             yield name, entries
 
 
