@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import aiohttp
@@ -168,6 +168,7 @@ async def sample_lag(
     streams = sorted({c.stream for c in consumers})
     async with await connected(redis_url) as redis:
         while True:
+            raise_if_cancelled()  # the cluster client's start-up can swallow a cancel
             await asyncio.sleep(every_s)
             for stream in streams:
                 try:
@@ -194,8 +195,21 @@ async def _until_stopped(stop: asyncio.Event, loops: list[Callable[[], Awaitable
             if task is not waiter:
                 task.result()  # a service loop only ends by failing: surface it
     finally:
-        for task in [waiter, *tasks]:
+        waiter.cancel()
+        await _cancel_all(tasks)
+
+
+async def _cancel_all(tasks: Sequence[asyncio.Future[None]], every_s: float = 10.0) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again any that ignored it: the
+    cluster client can swallow a cancel that lands mid-command, and one task that
+    never ends would keep the whole process from stopping."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        _, pending = await asyncio.wait(pending, timeout=every_s)
+        if pending:
+            log.warning("service tasks ignored a stop, cancelling again: %s", pending)
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
