@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from faststream.redis import RedisBroker, RedisClusterBroker
 from redis.asyncio import Redis, RedisCluster
 
 CLUSTER_SUFFIX = "+cluster"
+GRACE_S = 10.0
 
 
 def is_cluster(url: str) -> bool:
@@ -66,7 +67,16 @@ def raise_if_cancelled(exc: BaseException | None = None) -> None:
 
 
 def broker(url: str, logger: logging.Logger) -> RedisBroker:
-    """FastStream's broker for ``url``: its cluster broker reads streams by key slot too."""
+    """FastStream's broker for ``url``: its cluster broker reads streams by key slot too.
+
+    On stop it lets the batches in hand finish and acknowledge (up to GRACE_S), rather
+    than leaving them pending for another worker to reclaim after the idle time.
+    """
+    options: dict[str, Any] = {
+        "logger": logger,
+        "log_level": logging.DEBUG,
+        "graceful_timeout": GRACE_S,
+    }
     if is_cluster(url):
-        return RedisClusterBroker(plain_url(url), logger=logger, log_level=logging.DEBUG)
-    return RedisBroker(url, logger=logger, log_level=logging.DEBUG)
+        return RedisClusterBroker(plain_url(url), **options)
+    return RedisBroker(url, **options)
