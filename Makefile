@@ -18,8 +18,9 @@ install: $(STAMP)
 servers:
 	@deploy/local/ensure-servers.sh
 
+# CLUSTER=1: on a local 3-master Redis Cluster started from redis-server (see docs/operations.md).
 run: install servers
-	$(BIN)/vigil demo
+	$(BIN)/vigil demo $(if $(CLUSTER),--cluster)
 
 test: install servers
 	$(BIN)/pytest

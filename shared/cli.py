@@ -77,11 +77,15 @@ def check_config(file: Path) -> None:
 
 
 @app.command("demo")
-def demo() -> None:
+def demo(
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="on a local 3-master Redis Cluster")
+    ] = False,
+) -> None:
     """Start local Redis/PostgreSQL if needed and run the whole pipeline on a demo."""
     from shared import demo as demo_module
 
-    demo_module.main()
+    demo_module.main(cluster)
 
 
 @schema_app.command("export")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import stat
 import tempfile
@@ -18,9 +19,11 @@ from urllib.parse import urlsplit
 
 from services.archiver.migrate import upgrade
 from shared.config import load_config
-from shared.localservers import LocalPostgres, LocalRedis, free_port
+from shared.localservers import LocalPostgres, LocalRedis, LocalRedisCluster, free_port
+from shared.redisclient import plain_url
 from shared.runner import CONSOLE, ROLES, run
 from shared.settings import Settings
+from shared.streams import StreamNames
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "deploy" / "demo" / "vigil.yaml"
@@ -92,10 +95,17 @@ def _data_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _servers(env: dict[str, str]) -> Iterator[None]:
+def _servers(env: dict[str, str], cluster: bool) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         data = _data_dir()
-        if not env.get("VIGIL_REDIS_URL"):
+        if cluster and not env.get("VIGIL_REDIS_URL"):
+            # A fresh directory each run: a cluster node's saved config names its old ports.
+            where = Path(tempfile.mkdtemp(prefix="vigil-demo-cluster-"))
+            nodes = stack.enter_context(LocalRedisCluster(where).start())
+            stack.callback(shutil.rmtree, where, ignore_errors=True)
+            env["VIGIL_REDIS_URL"] = nodes.url
+            print(f"started a 3-master Redis Cluster {nodes.url} (data in {where})")
+        elif not env.get("VIGIL_REDIS_URL"):
             redis = stack.enter_context(LocalRedis(data / "redis").start())
             env["VIGIL_REDIS_URL"] = redis.url
             print(f"started Redis {redis.url} (data in {data / 'redis'})")
@@ -106,9 +116,9 @@ def _servers(env: dict[str, str]) -> Iterator[None]:
         yield
 
 
-def main() -> None:
+def main(cluster: bool = False) -> None:
     env = dict(os.environ)
-    with _servers(env), DemoTarget() as target:
+    with _servers(env, cluster), DemoTarget() as target:
         redis_url, pg_url = urlsplit(env["VIGIL_REDIS_URL"]), urlsplit(env["VIGIL_DATABASE_URL"])
         env |= {
             "VIGIL_DEMO_TARGET_URL": target.url,
@@ -120,7 +130,10 @@ def main() -> None:
         env.setdefault("VIGIL_OPS_PORT", str(free_port()))
         env.setdefault("VIGIL_CONSOLE_PORT", str(free_port()))
         settings = Settings.from_env(env)
-        config = load_config(settings.config_path or DEMO_CONFIG, env)
+        # The demo's self-watch checks read Vigil's streams with a plain client: on a
+        # cluster, point them at the node serving the shared `{vigil}` slot.
+        watch = {"VIGIL_REDIS_URL": _node_url(settings)} if cluster else {}
+        config = load_config(settings.config_path or DEMO_CONFIG, env | watch)
         upgrade(settings.database_url)
         token = asyncio.run(_admin_token(settings.database_url))
         print(
@@ -139,6 +152,17 @@ Vigil demo: {len(config.checks)} checks, {len(config.rules)} rules.
         )
         asyncio.run(_run_until_interrupted(settings, config))
         _summary(settings.database_url)
+
+
+def _node_url(settings: Settings) -> str:
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster.from_url(plain_url(settings.redis_url))
+    try:
+        node = client.get_node_from_key(StreamNames(settings.stream_prefix).results)  # type: ignore[no-untyped-call]
+        return f"redis://{node.host}:{node.port}/0"
+    finally:
+        client.close()
 
 
 async def _run_until_interrupted(settings: Settings, config: object) -> None:

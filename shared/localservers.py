@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from shared.errors import VigilError
 
@@ -72,8 +72,12 @@ class _Server:
 
 
 class LocalRedis(_Server):
-    def __init__(self, directory: Path, port: int | None = None, *, aof: bool = True) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *, aof: bool = True, cluster: bool = False
+    ) -> None:
         self.directory, self.port, self.aof = directory, port or free_port(), aof
+        # The cluster bus defaults to port + 10000, which may be taken or too high.
+        self.bus_port = free_port() if cluster else None
 
     @property
     def url(self) -> str:
@@ -100,6 +104,11 @@ class LocalRedis(_Server):
                 "yes" if self.aof else "no",
                 "--logfile",
                 str(log),
+                *(
+                    ["--cluster-enabled", "yes", "--cluster-port", str(self.bus_port)]
+                    if self.bus_port
+                    else []
+                ),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -108,6 +117,66 @@ class LocalRedis(_Server):
         log.touch()
         _wait_for_port(self.port, self.proc, "redis-server", log)
         return self
+
+
+class LocalRedisCluster:
+    """A Redis Cluster of ``masters`` nodes (no replicas) on loopback, slots split evenly.
+
+    Built with the cluster commands themselves (what ``redis-cli --cluster create``
+    sends), so only ``redis-server`` is needed.
+    """
+
+    SLOTS = 16384
+
+    def __init__(self, directory: Path, masters: int = 3) -> None:
+        self.nodes = [
+            LocalRedis(directory / f"node{i}", aof=False, cluster=True) for i in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self, timeout: float = 30.0) -> LocalRedisCluster:
+        from redis import Redis
+
+        try:
+            for node in self.nodes:
+                node.start()
+            clients: list[Any] = [Redis("127.0.0.1", node.port) for node in self.nodes]
+            step = -(-self.SLOTS // len(clients))
+            for i, client in enumerate(clients):
+                # Distinct epochs spare the nodes an election before the cluster is ok.
+                client.execute_command("CLUSTER SET-CONFIG-EPOCH", i + 1)
+                last = min((i + 1) * step, self.SLOTS) - 1
+                client.execute_command("CLUSTER ADDSLOTSRANGE", i * step, last)
+            for node in self.nodes[1:]:
+                clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port, node.bus_port)
+            self._wait_ok(clients, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @staticmethod
+    def _wait_ok(clients: list[Any], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # redis-py parses the reply into a dict of strings.
+            if all(c.cluster("INFO").get("cluster_state") == "ok" for c in clients):
+                return
+            time.sleep(0.05)
+        raise ServerError(f"the local Redis Cluster was not ok within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
 
 
 def postgres_bin(name: str) -> str:

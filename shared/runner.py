@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -18,6 +18,7 @@ from services.archiver.service import Archiver
 from services.archiver.sqlite import is_sqlite
 from services.evaluator import live as evaluator_live
 from services.evaluator.service import Evaluator
+from services.evaluator.shards import ShardedEvaluator
 from services.notifier import live as notifier_live
 from services.notifier import redact
 from services.notifier.channels import SendContext
@@ -31,6 +32,8 @@ from shared.config import Config
 from shared.consumer import Consumer, attach
 from shared.errors import SettingsError
 from shared.ops import OpsServer, ReadinessCheck
+from shared.redisclient import broker as redis_broker
+from shared.redisclient import connected, raise_if_cancelled
 from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group
 
@@ -49,16 +52,32 @@ async def run(
     for role in {"archiver", CONSOLE} & roles:
         if not settings.database_url:
             raise SettingsError(f"the {role} needs VIGIL_DATABASE_URL")
+    if settings.evaluator_shards < 1 or (
+        settings.evaluator_shards > 1 and settings.evaluator_partitions > 1
+    ):
+        raise SettingsError(
+            "VIGIL_EVALUATOR_SHARDS must be 1 or more, and is not combined with"
+            " VIGIL_EVALUATOR_PARTITIONS (shards replace partitions)"
+        )
     names = StreamNames(settings.stream_prefix)
-    redis = Redis.from_url(settings.redis_url)
+    redis = await connected(settings.redis_url)
     # FastStream's per-batch and per-task lines go to a logger of ours (see BROKER_LOGGER).
-    broker = RedisBroker(
-        settings.redis_url, logger=logging.getLogger(BROKER_LOGGER), log_level=logging.DEBUG
-    )
+    broker = redis_broker(settings.redis_url, logging.getLogger(BROKER_LOGGER))
     consumers: list[Consumer[Any]] = []
     loops: list[Callable[[], Awaitable[None]]] = []
     closers: list[Callable[[], Awaitable[None]]] = []
-    if "evaluator" in roles:
+    if "evaluator" in roles and settings.evaluator_shards > 1:
+        sharded = ShardedEvaluator(
+            config,
+            redis,
+            names,
+            settings.evaluator_shards,
+            settings.consumer_name,
+            batch_size=settings.batch_size,
+            block_ms=settings.block_ms,
+        )
+        loops.append(sharded.run)
+    elif "evaluator" in roles:
         evaluator = Evaluator(
             config,
             redis,
@@ -183,14 +202,16 @@ async def sample_lag(
     Its own client, so that sampling never queues behind (or among) the consumers' commands.
     """
     streams = sorted({c.stream for c in consumers})
-    async with Redis.from_url(redis_url) as redis:
+    async with await connected(redis_url) as redis:
         while True:
+            raise_if_cancelled()  # the cluster client's start-up can swallow a cancel
             await asyncio.sleep(every_s)
             for stream in streams:
                 try:
                     groups = await redis.xinfo_groups(stream)
                     length = await redis.xlen(stream)
                 except RedisError as exc:
+                    raise_if_cancelled(exc)
                     log.debug("lag sample of %s failed: %s", stream, exc)
                     continue
                 metrics.STREAM_LENGTH.labels(stream).set(length)
@@ -228,8 +249,21 @@ async def _until_stopped(stop: asyncio.Event, loops: list[Callable[[], Awaitable
             if task is not waiter:
                 task.result()  # a service loop only ends by failing: surface it
     finally:
-        for task in [waiter, *tasks]:
+        waiter.cancel()
+        await _cancel_all(tasks)
+
+
+async def _cancel_all(tasks: Sequence[asyncio.Future[None]], every_s: float = 10.0) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again any that ignored it: the
+    cluster client can swallow a cancel that lands mid-command, and one task that
+    never ends would keep the whole process from stopping."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        _, pending = await asyncio.wait(pending, timeout=every_s)
+        if pending:
+            log.warning("service tasks ignored a stop, cancelling again: %s", pending)
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -57,6 +57,7 @@ class Settings:
     probe_tiers: tuple[str, ...] = ()  # the tiers a probe worker serves; empty: all
     console_host: str = "127.0.0.1"
     console_port: int | None = 8080  # the console's API and dashboard; None: not served
+    evaluator_shards: int = 1  # > 1: observations routed to this many leased stream shards
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +88,7 @@ class Settings:
                 probe_tiers=tuple(
                     t.strip() for t in env.get("VIGIL_PROBE_TIERS", "").split(",") if t.strip()
                 ),
+                evaluator_shards=int(env.get("VIGIL_EVALUATOR_SHARDS", "1")),
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc

@@ -24,7 +24,11 @@ DEADLETTER_MAXLEN = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class StreamNames:
-    """Every stream key, under one prefix; the braces keep them in one cluster slot."""
+    """Every stream key, under one prefix; the braces keep them in one cluster slot.
+
+    Every script and transaction outside the evaluator shards touches only these keys,
+    so each runs on one Redis Cluster node.
+    """
 
     prefix: str = "vigil"
 
@@ -58,6 +62,12 @@ class StreamNames:
     def key(self, name: str) -> str:
         """A non-stream key under the same prefix (state, schedules, idempotency)."""
         return self._key(name)
+
+    def shard(self, shard: int, name: str) -> str:
+        """A key of one evaluator stream shard. Each shard has its own hash tag, so on a
+        Redis Cluster the shards spread over slots while a shard's keys (its streams,
+        state, cursor, lease), which one transaction touches together, share one."""
+        return f"{{{self.prefix}:shard{shard}}}:{name}"
 
 
 Fields = dict[FieldT, EncodableT]

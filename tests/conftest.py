@@ -21,7 +21,8 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from services.archiver.migrate import upgrade
-from shared.localservers import LocalPostgres, LocalRedis
+from shared.localservers import LocalPostgres, LocalRedis, LocalRedisCluster
+from shared.redisclient import connected
 from shared.settings import Settings
 from shared.streams import StreamNames
 
@@ -52,7 +53,30 @@ def server_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def redis_server_url(server_dir: Path) -> Iterator[str]:
+def redis_cluster_url(server_dir: Path) -> Iterator[str]:
+    """A local 3-master Redis Cluster (``redis+cluster://`` URL), started once per session."""
+    with LocalRedisCluster(server_dir / "redis-cluster").start() as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(params=["single"])
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    """Which Redis a test runs on; a module widens it with ``ON_SINGLE_AND_CLUSTER``."""
+    return str(request.param)
+
+
+ON_SINGLE_AND_CLUSTER = pytest.mark.parametrize("redis_kind", ["single", "cluster"], indirect=True)
+
+
+@pytest.fixture
+def redis_server_url(redis_kind: str, request: pytest.FixtureRequest) -> str:
+    if redis_kind == "cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
+    return str(request.getfixturevalue("redis_single_url"))
+
+
+@pytest.fixture(scope="session")
+def redis_single_url(server_dir: Path) -> Iterator[str]:
     if _docker_available():
         from testcontainers.redis import RedisContainer
 
@@ -123,7 +147,7 @@ def settings(redis_server_url: str, stream_prefix: str) -> Settings:
 
 @pytest_asyncio.fixture
 async def redis(redis_server_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server_url)
+    client = await connected(redis_server_url)
     yield client
     await client.aclose()
 

@@ -22,8 +22,11 @@ from shared.configbase import Seconds
 from shared.runner import ROLES, run
 from shared.settings import Settings
 from shared.streams import StreamNames
+from tests.conftest import ON_SINGLE_AND_CLUSTER
 from tests.support.http import HttpStub
 from tests.support.wait import wait_until
+
+pytestmark = ON_SINGLE_AND_CLUSTER
 
 
 def pipeline_config(target: str, receiver: str) -> Config:

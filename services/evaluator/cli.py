@@ -8,7 +8,6 @@ from typing import Annotated
 
 import msgspec
 import typer
-from redis.asyncio import Redis
 
 from services.evaluator.engine import Engine
 from services.evaluator.inspect import check_lines, replay
@@ -16,6 +15,7 @@ from services.evaluator.replay import observations
 from services.evaluator.service import Evaluator
 from shared.config import Config, load_config
 from shared.errors import VigilError
+from shared.redisclient import connected
 from shared.settings import Settings
 from shared.streams import StreamNames
 
@@ -44,10 +44,12 @@ def check(
         raise VigilError(f"unknown rule {rule!r}")
 
     async def main() -> list[str]:
-        redis = Redis.from_url(settings.redis_url)
+        redis = await connected(settings.redis_url)
         try:
             names, n = StreamNames(settings.stream_prefix), settings.evaluator_partitions
             parts = [Evaluator(config, redis, names, partition=p, partitions=n) for p in range(n)]
+            if (shards := settings.evaluator_shards) > 1:
+                parts = [Evaluator(config, redis, names, shard=s) for s in range(shards)]
             for part in parts:
                 await part.load()
             states = {k: s for part in parts for k, s in part.states.items()}
@@ -74,7 +76,7 @@ def dry_run(
     engine = Engine(rules, config.threshold_overrides, config.muting)
 
     async def main() -> list[str]:
-        redis = Redis.from_url(settings.redis_url)
+        redis = await connected(settings.redis_url)
         try:
             found = await observations(redis, StreamNames(settings.stream_prefix), start, end)
         finally:

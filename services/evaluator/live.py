@@ -23,7 +23,6 @@ from services.evaluator.engine import Engine, fingerprint
 from services.evaluator.rulebase import SeriesState, Verdict, copy_state
 from services.evaluator.service import Evaluator
 from shared import liveconfig
-from shared.streams import encode
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -58,11 +57,9 @@ class Follower:
             events, changed = retired(ev.engine, engine, ev.states, time.time())
             if events:
                 pipe = ev.redis.pipeline(transaction=True)
-                for alert in events:
-                    pipe.xadd(ev.names.alerts, encode(alert))
-                ev._checkpoint(pipe, changed)
+                ev.queue_tick(list(events), changed, pipe, pipe)
                 await pipe.execute()
-                ev.states.update(changed)
+                ev.adopt_tick(list(events), changed)
             engine.restore(ev.states)
             ev.engine = engine
         finally:

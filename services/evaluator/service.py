@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from schemas import ApplicationError, CheckResult, MetricSample
+from schemas import AlertEvent, ApplicationError, CheckResult, MetricSample
 from services.evaluator.checkpoint import hset_packed
 from services.evaluator.engine import SEP, Engine, budgets, timed_keys
 from services.evaluator.intake import CountingCodec
@@ -41,6 +41,7 @@ from shared import metrics
 from shared.config import Config
 from shared.consumer import AfterCommit, Consumer
 from shared.errors import SettingsError
+from shared.redisclient import raise_if_cancelled
 from shared.streams import StreamNames, encode
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Evaluator:
         *,
         partition: int = 0,
         partitions: int = 1,
+        shard: int | None = None,
     ) -> None:
         if not 0 <= partition < partitions:
             raise SettingsError(f"evaluator partition {partition} is not in 0..{partitions - 1}")
@@ -94,6 +96,10 @@ class Evaluator:
         self.group = GROUP + suffix
         self.state_key = names.key(f"evaluator:state{suffix}")
         self.ignored_key = names.key(f"evaluator:ignored{suffix}")
+        if shard is not None:  # a stream shard's state: in its slot, next to its input
+            self.group = f"{GROUP}-shard{shard}"
+            self.state_key = names.shard(shard, "evaluator:state")
+            self.ignored_key = names.shard(shard, "evaluator:ignored")
         self.budget_key = names.key("evaluator:slo_budget")  # shared: keys never collide
         self.states: dict[str, SeriesState] = {}
         self._mine: dict[str, bool] = {}
@@ -204,10 +210,23 @@ class Evaluator:
             self._mine[tenant] = mine
         return mine
 
-    def evaluate(
-        self, observations: Iterable[Observation], pipe: Pipeline, wall: float
+    async def evaluate_batch(
+        self, observations: Iterable[Observation], pipe: Pipeline, publish: Pipeline
     ) -> AfterCommit:
-        """Queue the alert events, the checkpoint and the ignore counts on ``pipe``."""
+        """``evaluate``, once no other batch or tick is between copy and commit."""
+        await self._enter()
+        return self.evaluate(observations, pipe, time.time(), publish)
+
+    def evaluate(
+        self,
+        observations: Iterable[Observation],
+        pipe: Pipeline,
+        wall: float,
+        publish: Pipeline | None = None,
+    ) -> AfterCommit:
+        """Queue the checkpoint and the ignore counts on ``pipe``; the alert events too,
+        or on ``publish`` when they live in another cluster slot than the state."""
+        out = pipe if publish is None else publish
         view = StateView(self.states)
         ignored: Counter[str] = Counter()
         emitted: Counter[str] = Counter()
@@ -223,8 +242,8 @@ class Evaluator:
                     emitted[alert.state] += 1
                     # The engine stays pure; the adapter knows which message caused it.
                     caused = msgspec.structs.replace(alert, correlation_id=obs.event_id)
-                    pipe.xadd(self.names.alerts, encode(caused))
-        self._checkpoint(pipe, view.changed)
+                    out.xadd(self.names.alerts, encode(caused))
+        self._checkpoint(pipe, view.changed, out)
         for reason, count in ignored.items():
             log.debug("evaluator ignored %d observations: %s", count, reason)
             pipe.hincrby(self.ignored_key, reason, count)
@@ -236,34 +255,27 @@ class Evaluator:
 
         return commit
 
-    def _checkpoint(self, pipe: Pipeline, changed: Mapping[str, SeriesState]) -> None:
+    def _checkpoint(
+        self, pipe: Pipeline, changed: Mapping[str, SeriesState], out: Pipeline
+    ) -> None:
         if not changed:
             return
         encode_state = self._encode_state.encode
         hset_packed(pipe, self.state_key, {k: encode_state(v) for k, v in changed.items()})
         if left := budgets(self.engine, changed, time.time()):
             # Read by the API and `vigil rules check`: share of the SLO budget left.
-            pipe.hset(self.budget_key, mapping={_readable(k): f"{v:.6f}" for k, v in left.items()})
+            out.hset(self.budget_key, mapping={_readable(k): f"{v:.6f}" for k, v in left.items()})
 
     async def tick(self, now: float) -> int:
         """Let time pass for ``for`` timers, windows and absence; returns events emitted."""
         await self._enter()
         try:
-            view = StateView(self.states)
-            alerts = self.engine.tick(view, timed_keys(self.engine, self.states), now)
-            # A tick mostly just slides windows, which the next evaluation redoes anyway:
-            # keep (and checkpoint) only the series whose alert lifecycle moved.
-            moved = {
-                k: s for k, s in view.changed.items() if lifecycle(s) != lifecycle(self.states[k])
-            }
+            alerts, moved = self.plan_tick(now)
             if moved:
                 pipe = self.redis.pipeline(transaction=True)
-                for alert in alerts:
-                    pipe.xadd(self.names.alerts, encode(alert))
-                self._checkpoint(pipe, moved)
+                self.queue_tick(alerts, moved, pipe, pipe)
                 await pipe.execute()
-                self.states.update(moved)
-                _count(Counter(alert.state for alert in alerts))
+                self.adopt_tick(alerts, moved)
         except RedisError:
             self._stale = True  # it may have committed: reload before the next batch
             raise
@@ -271,11 +283,36 @@ class Evaluator:
             self._idle.set()
         return len(alerts)
 
+    def plan_tick(self, now: float) -> tuple[list[AlertEvent], dict[str, SeriesState]]:
+        """The events a tick emits and the states it moves; nothing is adopted yet."""
+        view = StateView(self.states)
+        alerts = self.engine.tick(view, timed_keys(self.engine, self.states), now)
+        # A tick mostly just slides windows, which the next evaluation redoes anyway:
+        # keep (and checkpoint) only the series whose alert lifecycle moved.
+        moved = {k: s for k, s in view.changed.items() if lifecycle(s) != lifecycle(self.states[k])}
+        return alerts, moved
+
+    def queue_tick(
+        self,
+        alerts: list[AlertEvent],
+        moved: dict[str, SeriesState],
+        pipe: Pipeline,
+        publish: Pipeline,
+    ) -> None:
+        for alert in alerts:
+            publish.xadd(self.names.alerts, encode(alert))
+        self._checkpoint(pipe, moved, publish)
+
+    def adopt_tick(self, alerts: list[AlertEvent], moved: dict[str, SeriesState]) -> None:
+        self.states.update(moved)
+        _count(Counter(alert.state for alert in alerts))
+
     async def tick_forever(self, interval: float = 5.0) -> None:
         while True:
             try:
                 await self.tick(time.time())
             except RedisError as exc:  # an outage: nothing was adopted, the next tick retries
+                raise_if_cancelled(exc)
                 log.warning("evaluator tick failed: %s", exc)
             await asyncio.sleep(interval)
 
