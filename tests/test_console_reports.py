@@ -66,3 +66,13 @@ async def test_tenant_scope(settings: Settings, database_url: str, redis: Redis)
             "/api/v1/patterns?tenant=globex",
         ]:
             assert (await client.get(url, headers=acme)).status_code == 404, url
+
+
+async def test_a_value_postgresql_cannot_hold_is_a_400_not_a_500(
+    settings: Settings, database_url: str, redis: Redis
+) -> None:
+    admin = bearer(await make_token(database_url, "admin"))
+    async with console_client(settings, database_url, redis) as (client, _):
+        got = await client.get("/api/v1/sla", params={"service": "shop\x00"}, headers=admin)
+    assert got.status_code == 400
+    assert "invalid value" in got.json()["detail"]

@@ -4,10 +4,12 @@ running evaluator without a restart."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from redis.asyncio import Redis
 
 from schemas import CheckResult, MetricSample
@@ -49,9 +51,11 @@ async def fired(redis: Redis, names: StreamNames, rule: str, service: str, metri
     return any(a.rule == rule and a.service == service for a in await alerts(redis, names))
 
 
+@pytest.mark.parametrize("shards", [1, 2], ids=["plain", "sharded"])
 async def test_a_running_evaluator_fires_on_an_api_rule_and_stops_when_disabled(
-    settings: Settings, database_url: str, redis: Redis, names: StreamNames
+    settings: Settings, database_url: str, redis: Redis, names: StreamNames, shards: int
 ) -> None:
+    settings = dataclasses.replace(settings, evaluator_shards=shards)
     config = Config(tenants=[Tenant(id="acme")])
     op = bearer(await make_token(database_url, "operator"))
     async with (

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from litestar import Litestar
+import psycopg
+from litestar import Litestar, Request, Response
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
@@ -39,8 +41,13 @@ PUBLIC = ["^/api/schema", "^/login", "^/static"]
 
 async def log_unexpected(exc: Exception, scope: Scope) -> None:
     """A 500 is logged with its traceback; a refused request is the caller's business."""
-    if not isinstance(exc, HTTPException):
+    if not isinstance(exc, HTTPException | psycopg.DataError):
         log.error("%s %s failed", scope.get("method", ""), scope.get("path", ""), exc_info=exc)
+
+
+def refuse_bad_value(request: Request[Any, Any, Any], exc: psycopg.DataError) -> Response[Any]:
+    """A value PostgreSQL cannot hold (a NUL byte in a name, say) is the caller's error."""
+    return Response({"status_code": 400, "detail": f"invalid value: {exc}"}, status_code=400)
 
 
 def create_app(ctx: ConsoleContext) -> Litestar:
@@ -68,6 +75,7 @@ def create_app(ctx: ConsoleContext) -> Litestar:
         template_config=dashboard.template_config,
         openapi_config=OpenAPIConfig(title="Vigil operations API", version="1", path="/api/schema"),
         after_exception=[log_unexpected],
+        exception_handlers={psycopg.DataError: refuse_bad_value},
         request_max_body_size=MAX_BODY,
         debug=False,
     )

@@ -33,39 +33,52 @@ class Follower:
         self.evaluator = evaluator
         self.seen = -1
 
-    async def refresh(self) -> bool:
-        """Adopt a newer published set; True when the engine changed."""
+    async def newer(self) -> tuple[int, Engine] | None:
+        """The engine of a newer published set and its generation; None when none is."""
         ev = self.evaluator
         generation = await liveconfig.generation(ev.redis, ev.names)
         if generation == self.seen:
-            return False
+            return None
         try:
             live = await liveconfig.fetch(ev.redis, ev.names)
         except msgspec.ValidationError:
             self.seen = generation  # a set this release cannot read: reported once
             raise
         if live is None:
-            return False
+            return None
         config = ev.config
         engine = Engine(
             liveconfig.rules(config, live),
             config.threshold_overrides,
             liveconfig.muting(config, live),
         )
-        await ev._enter()
-        try:
-            events, changed = retired(ev.engine, engine, ev.states, time.time())
-            if events:
-                pipe = ev.redis.pipeline(transaction=True)
-                ev.queue_tick(list(events), changed, pipe, pipe)
-                await pipe.execute()
-                ev.adopt_tick(list(events), changed)
-            engine.restore(ev.states)
-            ev.engine = engine
-        finally:
-            ev._idle.set()
+        return generation, engine
+
+    def adopted(self, generation: int, engine: Engine) -> None:
+        """Swap in ``engine`` once the retired alerts are committed."""
+        ev = self.evaluator
+        engine.restore(ev.states)
+        ev.engine = engine
         self.seen = generation
         log.info("evaluator %s: live configuration generation %d adopted", ev.group, generation)
+
+    async def refresh(self) -> bool:
+        """Adopt a newer published set; True when the engine changed."""
+        found = await self.newer()
+        if found is None:
+            return False
+        ev = self.evaluator
+        await ev._enter()
+        try:
+            events, changed = retired(ev.engine, found[1], ev.states, time.time())
+            if events:
+                pipe = ev.redis.pipeline(transaction=True)
+                ev.queue_tick(events, changed, pipe, pipe)
+                await pipe.execute()
+                ev.adopt_tick(events, changed)
+            self.adopted(*found)
+        finally:
+            ev._idle.set()
         return True
 
     async def follow(self, every_s: float = POLL_S) -> None:

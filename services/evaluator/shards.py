@@ -31,12 +31,15 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 
-from schemas import ApplicationError, CheckResult, Message, MetricSample
+from schemas import AlertEvent, ApplicationError, CheckResult, Message, MetricSample
+from services.evaluator.live import Follower, retired
 from services.evaluator.observation import Observation, from_error, from_result, from_sample
+from services.evaluator.rulebase import SeriesState
 from services.evaluator.service import Evaluator
 from shared import metrics
 from shared.config import Config
@@ -46,6 +49,7 @@ from shared.streams import Codec, StreamNames, deadletter_fields, encode, ensure
 log = logging.getLogger(__name__)
 ROUTER_GROUP = "evaluator-router"
 KINDS = ("results", "metrics", "errors")
+FOLLOW_S = 1.0  # how often an owner looks for rules changed through the console API
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -146,6 +150,7 @@ class ShardWorker:
         self.cursor_key = names.shard(shard, "evaluator:cursor")
         self.streams = {names.shard(shard, k): k for k in KINDS}
         self.evaluator = Evaluator(owner.config, owner.redis, names, shard=shard)
+        self.follower = Follower(self.evaluator)
         self.release = asyncio.Event()  # set: hand the shard over after this batch
 
     async def run(self) -> None:
@@ -154,8 +159,12 @@ class ShardWorker:
             await self.evaluator.load()
             raw: dict[bytes, bytes] = await o.redis.hgetall(self.cursor_key)  # type: ignore[misc,assignment]
             cursor: dict[str, bytes] = {s: raw.get(s.encode(), b"0-0") for s in self.streams}
-            next_tick = time.monotonic() + o.tick_s
+            next_tick, next_follow = time.monotonic() + o.tick_s, 0.0
             while not self.release.is_set() and await self._renew():
+                if time.monotonic() >= next_follow:
+                    next_follow = time.monotonic() + FOLLOW_S
+                    if not await self._follow():
+                        return
                 read = await o.redis.xread(cursor, count=o.batch_size, block=o.block_ms)  # type: ignore[arg-type]
                 if read and not await self._batch(read, cursor):
                     return
@@ -197,10 +206,28 @@ class ShardWorker:
         return True
 
     async def _tick(self) -> bool:
-        ev = self.evaluator
-        alerts, moved = ev.plan_tick(time.time())
-        if not moved:
+        alerts, moved = self.evaluator.plan_tick(time.time())
+        return await self._commit(alerts, moved) if moved else True
+
+    async def _follow(self) -> bool:
+        """Adopt rules changed through the console API (``live.Follower``), fenced by
+        the lease like every other commit of this shard's state."""
+        try:
+            found = await self.follower.newer()
+        except (RedisError, msgspec.ValidationError) as exc:
+            log.warning("shard %d: live configuration not adopted: %s", self.shard, exc)
             return True
+        if found is None:
+            return True
+        ev = self.evaluator
+        events, changed = retired(ev.engine, found[1], ev.states, time.time())
+        if events and not await self._commit(events, changed):
+            return False
+        self.follower.adopted(*found)
+        return True
+
+    async def _commit(self, alerts: list[AlertEvent], moved: dict[str, SeriesState]) -> bool:
+        ev = self.evaluator
         publish = self.owner.redis.pipeline(transaction=False)
         async with self.owner.redis.pipeline(transaction=True) as pipe:
             if not await self._fence(pipe):
