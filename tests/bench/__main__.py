@@ -76,11 +76,25 @@ def main() -> None:
     table = _table(rows)
     print(f"\n{machine}\n{table}")
     if args.write:
-        Path(args.write).write_text(
-            f"# Performance\n\nWritten by `make bench` on {date.today()}: {machine}.\n"
-            "Figures move by up to ±40 % between runs on these shared machines.\n\n"
-            f"{table}\n"
-        )
+        _write(Path(args.write), machine, table)
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _write(path: Path, machine: str, table: str) -> None:
+    """Replace the generated block of ``path``; the hand-written notes around it stay."""
+    block = (
+        f"{START}\nWritten by `make bench` on {date.today()}: {machine}.\n"
+        "Figures move by up to ±40 % between runs on these shared machines.\n\n"
+        f"{table}\n{END}"
+    )
+    old = path.read_text() if path.exists() else ""
+    if START in old and END in old:
+        head, rest = old.split(START, 1)
+        path.write_text(head + block + rest.split(END, 1)[1])
+    else:
+        path.write_text(f"# Performance\n\n{block}\n")
 
 
 if __name__ == "__main__":
