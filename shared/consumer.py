@@ -81,6 +81,7 @@ class BatchProcessor(Generic[M]):
         self.redis, self.names, self.consumer = redis, names, consumer
         self.max_deliveries = max_deliveries
         self.holder = holder
+        self._holding: set[asyncio.Task[None]] = set()  # referenced until they end
 
     async def __call__(
         self, ids: list[bytes], entries: list[dict[bytes, bytes]], reclaimed: bool = False
@@ -120,19 +121,27 @@ class BatchProcessor(Generic[M]):
         if self.holder is None or not ids:
             yield
             return
-        task = asyncio.create_task(self._hold(ids, *self.holder))
+        # Stopped by an event, not cancelled: redis-py can swallow a cancel that lands in
+        # a command, and a batch awaiting such a task would hang with its entries held.
+        done = asyncio.Event()
+        task = asyncio.create_task(self._hold(ids, *self.holder, done))
+        self._holding.add(task)
+        task.add_done_callback(self._holding.discard)
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done.set()
 
-    async def _hold(self, ids: list[bytes], consumer: str, every_s: float) -> None:
+    async def _hold(
+        self, ids: list[bytes], consumer: str, every_s: float, done: asyncio.Event
+    ) -> None:
         c = self.consumer
         claim: list[Any] = list(ids)
         while True:
-            await asyncio.sleep(every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), every_s)
+            if done.is_set():
+                return
             try:
                 await self.redis.xclaim(c.stream, c.group, consumer, 0, claim, justid=True)
             except RedisError as exc:  # Redis away: the batch will fail or be reclaimed

@@ -228,6 +228,9 @@ async def revive_subscribers(redis: Redis, broker: RedisBroker, every_s: float =
     group at the start of the stream, so nothing published since is skipped."""
     while True:
         await asyncio.sleep(every_s)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # a cancel redis-py swallowed: stop
+            raise asyncio.CancelledError
         for sub in broker.subscribers:
             if sub.running:
                 continue

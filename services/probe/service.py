@@ -223,7 +223,10 @@ class Probe:
         if not batch:
             return 0
         dropped_before = self.dropped
-        pipe = self.redis.pipeline(transaction=False)
+        # MULTI: a batch lands whole or not at all. Without it, Redis stopping halfway
+        # through the pipeline kept the results it had run, and the retry published them
+        # again (seen in the Redis-restart fault test).
+        pipe = self.redis.pipeline(transaction=True)
         for message in batch:
             if isinstance(message, MetricSample):
                 pipe.xadd(self.names.metrics, encode(message))

@@ -165,7 +165,7 @@ class Workers:
             "VIGIL_DATABASE_URL": self.database_url,
             "VIGIL_STREAM_PREFIX": self.prefix,
             "VIGIL_OPS_PORT": "0",
-            "VIGIL_RECLAIM_IDLE_MS": "1000",
+            "VIGIL_RECLAIM_IDLE_MS": "3000",
             **self.extra_env,
         }
 
