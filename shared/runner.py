@@ -99,8 +99,6 @@ async def run(
             redis,
             names,
             SendContext(session, redis, names),
-            # Refreshed well within the idle time after which another worker reclaims.
-            hold_every_s=settings.reclaim_idle_ms / 4000,
         )
         redact.install(notifier.secrets())
         consumers.append(notifier.consumer())

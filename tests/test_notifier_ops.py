@@ -413,7 +413,7 @@ async def test_a_slow_batch_is_not_reclaimed_while_its_worker_lives(
         config = Config(
             channels=[WebhookConfig(name="slow", url=slow.url)], routes=[Route(channels=["slow"])]
         )
-        n = Notifier(config, redis, names, SendContext(http), hold_every_s=0.1)
+        n = Notifier(config, redis, names, SendContext(http))
         await ensure_group(redis, names.alerts, GROUP)
         await redis.xadd(names.alerts, encode(FIRING))
         [[_, entries]] = await redis.xreadgroup(GROUP, "w1", {names.alerts: ">"})
@@ -427,7 +427,7 @@ async def test_a_slow_batch_is_not_reclaimed_while_its_worker_lives(
                 _, claimed, _ = await redis.xautoclaim(names.alerts, GROUP, "w2", 300)
                 taken.extend(i for i, _ in claimed)
 
-        process = BatchProcessor(redis, names, n.consumer(), 5)
+        process = BatchProcessor(redis, names, n.consumer(), 5, holder=("w1", 0.1))
         await asyncio.gather(process([i for i, _ in entries], [f for _, f in entries]), reclaimer())
     assert taken == []  # w1 kept its entry fresh: nobody else picked it up
     assert len(slow.posts()) == 1

@@ -26,7 +26,6 @@ from schemas import AlertEvent, DeliveryRecord
 from services.notifier.channels import SendContext
 from services.notifier.delivery import correlation, deliver
 from services.notifier.grouping import GROUP_SOURCE, Groups, summary
-from services.notifier.hold import held
 from services.notifier.ratelimit import Limiters
 from services.notifier.routing import matching_routes
 from services.notifier.sent import SentRecords
@@ -39,7 +38,6 @@ from shared.streams import Codec, Rejected, StreamNames, deadletter_fields
 log = logging.getLogger(__name__)
 GROUP = "notifier"
 GROUP_TICK_S = 0.25
-HOLD_EVERY_S = 15.0  # a quarter of the default reclaim_idle_ms; the runner derives it
 MAX_IN_FLIGHT = 64
 # KEYS[1] is the deliveries stream; each ARGV one encoded DeliveryRecord.
 _APPEND = """
@@ -56,12 +54,9 @@ class Notifier:
         redis: Redis,
         names: StreamNames,
         ctx: SendContext,
-        *,
-        hold_every_s: float = HOLD_EVERY_S,
     ) -> None:
         self.redis, self.names, self.ctx = redis, names, ctx
         self.config = config
-        self.hold_every_s = hold_every_s  # well within the reclaimer's idle time
         self.limiters = Limiters(redis, names)
         self.sent = SentRecords(redis, names)
         self.groups = Groups(redis, names)
@@ -91,11 +86,8 @@ class Notifier:
         return Consumer(self.names.alerts, GROUP, Codec(AlertEvent), self.handle)
 
     async def handle(self, items: list[tuple[bytes, AlertEvent]], pipe: Pipeline) -> None:
-        ids = [entry_id for entry_id, _ in items]
-        async with held(self.redis, self.names.alerts, GROUP, ids, self.hold_every_s):
-            await self._handle(items, pipe)
-
-    async def _handle(self, items: list[tuple[bytes, AlertEvent]], pipe: Pipeline) -> None:
+        # A batch held up by retries or rate limits stays claimed by this worker while it
+        # lives: the BatchProcessor re-claims batches in hand (shared/consumer.py).
         jobs: list[Job] = []
         now = time.time()
         routes = self.config.routes
