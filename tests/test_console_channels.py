@@ -212,3 +212,21 @@ async def test_maintenance_windows_crud_and_roles(
         ] == 2
         assert (await client.delete("/api/v1/maintenance/sunday", headers=acme)).status_code == 204
         assert (await client.get("/api/v1/maintenance", headers=op)).json() == []
+
+
+async def test_a_test_notification_to_a_metadata_address_is_refused(
+    settings: Settings, database_url: str, redis: Redis
+) -> None:
+    admin = bearer(await make_token(database_url, "admin"))
+    # An IP literal: the guard refuses it before any connection, so nothing leaves.
+    body = {"type": "webhook", "url": "http://169.254.169.254/latest/meta-data"}
+    async with console_client(settings, database_url, redis) as (client, _):
+        made = await client.post(
+            "/api/v1/channels", headers=admin, json={"name": "meta", "body": body}
+        )
+        assert made.status_code == 201, made.text
+        sent = await client.post("/api/v1/channels/meta/test", headers=admin)
+    assert sent.status_code == 200, sent.text
+    [record] = sent.json()
+    assert record["outcome"] == "failed"
+    assert "169.254.169.254" in record["error"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import aiohttp
 from litestar import Request, Router, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -20,6 +19,8 @@ from services.console.objects import from_config
 from services.notifier.channels import AnyChannelConfig, SendContext
 from services.notifier.clitasks import test_alert
 from services.notifier.delivery import deliver
+from services.notifier.ratelimit import Limiters
+from shared import netguard
 from shared.streams import encode
 
 AuthedRequest = Request[Principal, str, State]
@@ -52,8 +53,16 @@ async def send_test(
 ) -> list[DeliveryRecord]:
     config = await channel(ctx, name, request.user)
     alert = test_alert(datetime.now(UTC))
-    async with aiohttp.ClientSession() as http:
-        records = await deliver(alert, config, SendContext(http, ctx.redis, ctx.names), test=True)
+    # The notifier's own guard: a tenant's channel cannot aim a test at link-local or
+    # metadata addresses either; and a test counts against the shared rate limit.
+    async with netguard.guarded_session(ctx.config.egress) as http:
+        records = await deliver(
+            alert,
+            config,
+            SendContext(http, ctx.redis, ctx.names),
+            limiters=Limiters(ctx.redis, ctx.names),
+            test=True,
+        )
     pipe = ctx.redis.pipeline(transaction=False)
     for record in records:
         pipe.xadd(ctx.names.deliveries, encode(record))
