@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +33,7 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from shared.streams import StreamNames
+from tests.support.http import Server
 
 ROLES = ("probe", "evaluator", "notifier", "archiver")
 
@@ -73,7 +74,7 @@ class Receiver:
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
         self.released = threading.Event()  # ends every hang at shutdown
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = Server(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -10,6 +10,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 
+class Server(ThreadingHTTPServer):
+    """A threaded test server with a real backlog: the default of 5 drops the SYNs of a
+    notifier that opens dozens of connections at once, and the retransmission a second
+    later looks like a slow target (a timeout, then a duplicate send)."""
+
+    request_queue_size = 256
+
+
 @dataclass
 class Request:
     method: str
@@ -29,7 +37,7 @@ class HttpStub:
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = Server(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
