@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from schemas import CheckResult
 from services.archiver import histogram, partitions
-from services.archiver.rollups import array_literal, hour_of
+from services.archiver.rollups import hour_of
 from services.console import tokens
 from services.probe.cache import latest_key_name
 from shared.config import Config, parse_config
@@ -50,7 +50,7 @@ async def _history(conn: AsyncConnection[Any], config: Config, days: int, raw_ho
     now = datetime.now(UTC)
     first = hour_of(now) - timedelta(days=days)
     # 60 results an hour: latencies around 20-60 ms, one failure in 60.
-    buckets = array_literal(histogram.counts([20.0 + i % 40 for i in range(60)]))
+    buckets = histogram.counts([20.0 + i % 40 for i in range(60)])
     await conn.execute(
         "CREATE TEMP TABLE bench_checks (tenant text, service text, check_name text)"
     )
