@@ -212,7 +212,10 @@ def publish_error(
 async def _flush_one(publisher: Publisher, redis_url: str) -> None:
     from redis.exceptions import RedisError
 
+    from shared.redisclient import ready
+
     try:
+        await ready(publisher.redis)
         if await publisher.flush() != 1:
             raise VigilError(f"could not publish to {redis_url}")
     except RedisError as exc:

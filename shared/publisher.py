@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from schemas import ApplicationError, Message, MetricSample
+from shared import redisclient
 from shared.streams import StreamNames, encode
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class Publisher:
 
     @classmethod
     def connect(cls, redis_url: str, prefix: str = "vigil", **options: float) -> Publisher:
-        publisher = cls(Redis.from_url(redis_url), prefix, **options)  # type: ignore[arg-type]
+        publisher = cls(redisclient.connect(redis_url), prefix, **options)  # type: ignore[arg-type]
         publisher._owns_redis = True
         return publisher
 

@@ -49,7 +49,11 @@ async def connected(url: str) -> Redis:
     a thread; were the slot map loaded there, its connections would outlive that loop
     and fail later with "Event loop is closed".
     """
-    client = connect(url)
+    return await ready(connect(url))
+
+
+async def ready(client: Redis) -> Redis:
+    """Load a cluster client's slot map now, in the running loop (see ``connected``)."""
     if isinstance(client, RedisCluster):
         await client.initialize()
     return client

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 import typer
 
 from shared.errors import VigilError
+from shared.redisclient import connected
 
 if TYPE_CHECKING:
     from services.archiver.history import History
@@ -54,7 +55,6 @@ def _with_history(work: Callable[[History], Awaitable[T]]) -> T:
 
 
 def _alert_action(to: str, alert_id: int, by: str, note: str, until: str | None = None) -> None:
-    from redis.asyncio import Redis
 
     from services.archiver import lifecycle
     from shared.settings import Settings
@@ -66,7 +66,7 @@ def _alert_action(to: str, alert_id: int, by: str, note: str, until: str | None 
 
     async def work(history: History) -> lifecycle.Alert:
         # An acknowledgement also goes to the alerts stream, for the notifier's channels.
-        redis = Redis.from_url(settings.redis_url)
+        redis = await connected(settings.redis_url)
         try:
             publish = lifecycle.stream_publisher(redis, StreamNames(settings.stream_prefix))
             return await history.act(
@@ -130,7 +130,6 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would go")] = False,
     ) -> None:
         """Apply retention now: drop expired partitions and rows, trim the streams."""
-        from redis.asyncio import Redis
 
         from services.archiver.service import Archiver
         from shared.config import load_config
@@ -141,7 +140,7 @@ def register(app: typer.Typer) -> None:
         archive = load_config(settings.config_path).archive if settings.config_path else None
 
         async def main() -> None:
-            redis = Redis.from_url(settings.redis_url)
+            redis = await connected(settings.redis_url)
             archiver = Archiver(
                 _database_url(),
                 StreamNames(settings.stream_prefix),

@@ -19,6 +19,7 @@ from services.archiver.embedded import Embedded
 from services.archiver.evaluation import DryRun
 from services.archiver.trim import parse_id
 from services.evaluator.rules import AnyRule
+from shared.redisclient import connected
 from shared.settings import Settings
 from shared.streams import DATA, StreamNames
 
@@ -291,7 +292,7 @@ async def run_replay(
 ) -> str:
     """What ``vigil replay`` prints."""
     names = StreamNames(settings.stream_prefix)
-    redis = Redis.from_url(settings.redis_url)
+    redis = await connected(settings.redis_url)
     url = settings.database_url
     conn: Archive | None = None
     if sqlite.is_sqlite(url):

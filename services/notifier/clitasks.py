@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
-
 from schemas import AlertEvent, DeliveryRecord, new_event_id
 from services.notifier.channels import SendContext
 from services.notifier.delivery import deliver
@@ -14,6 +12,7 @@ from services.notifier.ratelimit import Limiters
 from shared import netguard
 from shared.config import load_config
 from shared.errors import VigilError
+from shared.redisclient import connected
 from shared.settings import Settings
 from shared.streams import StreamNames, encode
 
@@ -43,7 +42,7 @@ async def send_test(channel: str, settings: Settings | None = None) -> list[Deli
         known = ", ".join(c.name for c in config.channels) or "none"
         raise VigilError(f"unknown channel {channel!r}; configured: {known}")
     names = StreamNames(settings.stream_prefix)
-    redis = Redis.from_url(settings.redis_url)
+    redis = await connected(settings.redis_url)
     try:
         async with netguard.guarded_session(config.egress) as http:
             ctx = SendContext(http, redis, names)
@@ -65,7 +64,7 @@ async def send_test(channel: str, settings: Settings | None = None) -> list[Deli
 
 async def list_dead(limit: int, settings: Settings | None = None) -> list[DeadAlert]:
     settings = settings or Settings.from_env()
-    redis = Redis.from_url(settings.redis_url)
+    redis = await connected(settings.redis_url)
     try:
         return await dead_alerts(redis, StreamNames(settings.stream_prefix), limit)
     finally:
@@ -74,7 +73,7 @@ async def list_dead(limit: int, settings: Settings | None = None) -> list[DeadAl
 
 async def retry_dead(ids: list[str] | None, settings: Settings | None = None) -> list[str]:
     settings = settings or Settings.from_env()
-    redis = Redis.from_url(settings.redis_url)
+    redis = await connected(settings.redis_url)
     try:
         return await redrive(redis, StreamNames(settings.stream_prefix), ids)
     finally:
