@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from schemas import CheckResult, MetricSample
+from services.archiver.service import Archiver
 from services.console.objects import republish
 from services.evaluator.rules import Selector, ThresholdRule
 from shared import liveconfig
@@ -217,3 +218,39 @@ async def test_a_console_start_republishes_what_redis_lost(
         await republish(ctx)
         live = await liveconfig.fetch(redis, names)
     assert live is not None and [r.name for r in live.rules] == ["disk"]
+
+
+async def test_preview_of_a_metric_rule_replays_archived_samples(
+    settings: Settings, database_url: str, redis: Redis, names: StreamNames
+) -> None:
+    now = datetime.now(UTC)
+    archiver = Archiver(database_url, names, clock=lambda: now)
+    values = [50, 90, 95, 40]  # above 80 from the second sample, below again at the fourth
+    samples = [
+        (
+            f"{i + 1}-0".encode(),
+            MetricSample(
+                tenant="acme",
+                service="shop",
+                metric="disk",
+                value=v,
+                observed_at=now - timedelta(minutes=30 - i),
+            ),
+        )
+        for i, v in enumerate(values)
+    ]
+    await archiver.writers[MetricSample](samples, redis.pipeline())
+    await archiver.close()
+    viewer = bearer(await make_token(database_url, "viewer"))
+    async with console_client(settings, database_url, redis) as (client, _):
+        got = await client.post(
+            "/api/v1/rules/preview", headers=viewer, json={"name": "disk", "body": DISK}
+        )
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert (body["fired"], body["resolved"]) == (1, 1)
+    states = [(t["state"], datetime.fromisoformat(t["at"])) for t in body["transitions"]]
+    assert states == [
+        ("firing", now - timedelta(minutes=29)),
+        ("resolved", now - timedelta(minutes=27)),
+    ]

@@ -13,7 +13,7 @@ import msgspec
 from psycopg import AsyncConnection
 from redis.asyncio import Redis
 
-from schemas import AlertEvent, CheckResult
+from schemas import AlertEvent, CheckResult, MetricSample
 from services.archiver import sqlite, sqlite_replay
 from services.archiver.embedded import Embedded
 from services.archiver.evaluation import DryRun
@@ -207,6 +207,37 @@ def line(event: AlertEvent, seen: Literal["replay", "actual", "both"] = "replay"
         event_id=event.event_id,
         seen=seen,
     )
+
+
+_SAMPLES_SQL = """
+SELECT tenant, service, metric, value, labels, observed_at, event_id
+FROM metric_samples WHERE observed_at >= %s AND observed_at < %s
+  AND (%s::text IS NULL OR tenant = %s) AND (%s::text IS NULL OR service = %s)
+ORDER BY observed_at, stream_id
+"""
+
+
+async def replay_samples(
+    conn: AsyncConnection[Any], f: Filter, rules: Sequence[AnyRule]
+) -> list[AlertEvent]:
+    """What ``rules`` fire over the archived metric samples of the range (PostgreSQL)."""
+    engine = DryRun(rules)
+    fired: list[AlertEvent] = []
+    params = (f.since, f.until, f.tenant, f.tenant, f.service, f.service)
+    async with conn.cursor(name="replay_samples") as cur:  # server-side: long ranges stream
+        await cur.execute(_SAMPLES_SQL, params)
+        async for row in cur:
+            sample = MetricSample(
+                tenant=row[0],
+                service=row[1],
+                metric=row[2],
+                value=row[3],
+                labels=row[4],
+                observed_at=row[5],
+                event_id=row[6],
+            )
+            fired += engine.feed_sample(sample)
+    return fired
 
 
 async def replay(results: AsyncIterator[CheckResult], rules: Sequence[AnyRule]) -> list[AlertEvent]:

@@ -1,6 +1,6 @@
 """Rule extras beside the CRUD: enable / disable (the dashboard's toggle), validate, and
-preview (dry-run a rule over the last hours of check results; when would it have fired
-and resolved)."""
+preview (dry-run a rule over the last hours of check results and metric samples: when
+would it have fired and resolved)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,11 @@ async def _preview(ctx: ConsoleContext, rule: Any, hours: int, tenant: str | Non
     async with ctx.pool.connection() as conn:
         source, results = await replay.results(ctx.redis, ctx.names, conn, f)
         events = await replay.replay(results, [rule])
-    lines = [replay.line(e) for e in events]
+        # A rule on a metric sees the archived samples (a rule watches one kind or the other).
+        events += await replay.replay_samples(conn, f, [rule])
+    lines = sorted(
+        (replay.line(e) for e in events), key=lambda x: (x.at, x.state != "firing", x.service)
+    )
     return Preview(
         since=since,
         until=until,
