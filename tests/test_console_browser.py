@@ -105,3 +105,25 @@ async def test_log_in_see_an_alert_fire_live_and_acknowledge_it(
             "document.getElementById('editor-result').textContent.startsWith('over the last')"
         )
         await screenshot(page, "7-rule-preview")
+
+        # A weekly maintenance window through the silences page's form.
+        await page.goto(url + "/silences")
+        form = page.locator("#maintenance-form")
+        await form.locator("input[name=id]").fill("sunday-backup")
+        await form.locator("input[name=matchers]").fill("tenant=acme service=shop")
+        await form.locator("input[name=days]").fill("sun")
+        await form.locator("button[type=submit]").click()
+        await page.wait_for_function(
+            "document.getElementById('action-result').textContent === 'maintenance window added'"
+        )
+        await page.locator("tr.maintenance >> text=sunday-backup").wait_for(timeout=LIVE_TIMEOUT_MS)
+        await screenshot(page, "8-maintenance")
+        async with ctx.pool.connection() as conn:
+            window = await (
+                await conn.execute(
+                    "SELECT body FROM console_objects WHERE kind = 'maintenance'"
+                    " AND name = 'sunday-backup'"
+                )
+            ).fetchone()
+        assert window is not None
+        assert window[0]["days"] == ["sun"] and window[0]["duration"] == "2h"

@@ -116,18 +116,50 @@ if (editor) {
   });
 }
 
-// The silence form: "key=value key=value" matchers, from now for some hours.
+// "key=value key=value" matchers; null (after saying why) when one is not key=value.
+function parseMatchers(text) {
+  const matchers = {};
+  for (const pair of text.trim().split(/\s+/)) {
+    const [key, ...rest] = pair.split("=");
+    if (!key || !rest.length) { say("action-result", `matcher "${pair}" is not key=value`); return null; }
+    matchers[key] = rest.join("=");
+  }
+  return matchers;
+}
+
+// The maintenance form: weekly on the given days, or once from now for some hours.
+const maintenanceForm = document.getElementById("maintenance-form");
+if (maintenanceForm) {
+  maintenanceForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const f = maintenanceForm.elements;
+    const matchers = parseMatchers(f.matchers.value);
+    if (!matchers) return;
+    const days = f.days.value.trim().toLowerCase().split(/[\s,]+/).filter(Boolean);
+    const hours = Number(f.hours.value);
+    const body = { matchers, timezone: f.timezone.value.trim() || "UTC" };
+    if (days.length) {
+      Object.assign(body, { days, start: f.start.value, duration: `${hours}h` });
+    } else {
+      const now = new Date();
+      body.starts_at = now.toISOString();
+      body.ends_at = new Date(now.getTime() + hours * 3600 * 1000).toISOString();
+    }
+    const result = await callApi("POST", "/api/v1/maintenance", { name: f.id.value.trim(), body });
+    say("action-result", result.ok ? "maintenance window added" : "failed: " + problem(result));
+    if (result.ok) maintenanceForm.reset();
+    await refresh();
+  });
+}
+
+// The silence form: matchers, from now for some hours.
 const silenceForm = document.getElementById("silence-form");
 if (silenceForm) {
   silenceForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = silenceForm.elements;
-    const matchers = {};
-    for (const pair of f.matchers.value.trim().split(/\s+/)) {
-      const [key, ...rest] = pair.split("=");
-      if (!key || !rest.length) { say("action-result", `matcher "${pair}" is not key=value`); return; }
-      matchers[key] = rest.join("=");
-    }
+    const matchers = parseMatchers(f.matchers.value);
+    if (!matchers) return;
     const now = new Date();
     const ends = new Date(now.getTime() + Number(f.hours.value) * 3600 * 1000);
     const body = {
