@@ -19,13 +19,11 @@ class DryRun:
         self.engine = Engine(rules)
         self.states: dict[str, SeriesState] = {}
 
-    def feed(self, result: CheckResult) -> list[AlertEvent]:
-        return self._observe(from_result(result), result.observed_at.timestamp())
-
-    def feed_sample(self, sample: MetricSample) -> list[AlertEvent]:
-        return self._observe((from_sample(sample),), sample.observed_at.timestamp())
-
-    def _observe(self, observations: Sequence[Observation], now: float) -> list[AlertEvent]:
+    def feed(self, message: CheckResult | MetricSample) -> list[AlertEvent]:
+        observations: Sequence[Observation] = (
+            from_result(message) if isinstance(message, CheckResult) else (from_sample(message),)
+        )
+        now = message.observed_at.timestamp()
         events: list[AlertEvent] = []
         for observation in observations:
             events += self.engine.observe(self.states, observation)

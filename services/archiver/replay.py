@@ -217,17 +217,15 @@ ORDER BY observed_at, stream_id
 """
 
 
-async def replay_samples(
-    conn: AsyncConnection[Any], f: Filter, rules: Sequence[AnyRule]
-) -> list[AlertEvent]:
-    """What ``rules`` fire over the archived metric samples of the range (PostgreSQL)."""
-    engine = DryRun(rules)
-    fired: list[AlertEvent] = []
+async def samples_from_archive(
+    conn: AsyncConnection[Any], f: Filter
+) -> AsyncIterator[MetricSample]:
+    """The range's archived metric samples, in time order (PostgreSQL)."""
     params = (f.since, f.until, f.tenant, f.tenant, f.service, f.service)
     async with conn.cursor(name="replay_samples") as cur:  # server-side: long ranges stream
         await cur.execute(_SAMPLES_SQL, params)
         async for row in cur:
-            sample = MetricSample(
+            yield MetricSample(
                 tenant=row[0],
                 service=row[1],
                 metric=row[2],
@@ -236,15 +234,15 @@ async def replay_samples(
                 observed_at=row[5],
                 event_id=row[6],
             )
-            fired += engine.feed_sample(sample)
-    return fired
 
 
-async def replay(results: AsyncIterator[CheckResult], rules: Sequence[AnyRule]) -> list[AlertEvent]:
+async def replay(
+    messages: AsyncIterator[CheckResult] | AsyncIterator[MetricSample], rules: Sequence[AnyRule]
+) -> list[AlertEvent]:
     engine = DryRun(rules)
     fired: list[AlertEvent] = []
-    async for result in results:
-        fired += engine.feed(result)
+    async for message in messages:
+        fired += engine.feed(message)
     return fired
 
 

@@ -111,7 +111,7 @@ async def _preview(ctx: ConsoleContext, rule: Any, hours: int, tenant: str | Non
         source, results = await replay.results(ctx.redis, ctx.names, conn, f)
         events = await replay.replay(results, [rule])
         # A rule on a metric sees the archived samples (a rule watches one kind or the other).
-        events += await replay.replay_samples(conn, f, [rule])
+        events += await replay.replay(replay.samples_from_archive(conn, f), [rule])
     lines = sorted(
         (replay.line(e) for e in events), key=lambda x: (x.at, x.state != "firing", x.service)
     )
