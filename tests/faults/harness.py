@@ -1,29 +1,25 @@
 """A fault harness: real workers as processes, a recording receiver, counts from the archive.
 
 ``Workers`` starts ``vigil run <role>`` processes (one per role) against the Redis and
-PostgreSQL it is given and can ``kill -9`` and restart each. ``Receiver`` is a loopback
-HTTP server that records every request and answers each path as told: ``ok``, ``500``,
-``429``, ``hang`` (no answer until the client gives up) or ``close`` (hang up without an
-answer). The counting helpers read what was published (the streams), what was archived
+PostgreSQL it is given and can ``kill -9`` and restart each. ``Receiver`` is the
+loopback ``HttpStub`` that records every request and answers each path as told: ``200``,
+``500``, ``429``, ``hang`` (no answer until the client gives up) or ``close`` (hang up
+without an answer). The counting helpers read what was published (the streams), what was archived
 (PostgreSQL) and what was delivered (the receiver), so a test can assert "nothing lost,
 nothing duplicated" by comparing the three.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,7 +29,7 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from shared.streams import StreamNames
-from tests.support.http import Server
+from tests.support.http import HttpStub, Request
 
 ROLES = ("probe", "evaluator", "notifier", "archiver")
 
@@ -55,89 +51,19 @@ def poll(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "cond
 # --- the receiver ---------------------------------------------------------------------
 
 
-@dataclass
-class Hit:
-    path: str
-    body: bytes
-    answer: str  # the mode it was answered with
-    at: float
-
-
-@dataclass
-class Receiver:
-    """Records every request; ``modes`` maps a path to how it is answered (default ok)."""
-
-    modes: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # before answering "ok", to keep sends in flight
-    hits: list[Hit] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.lock = threading.Lock()
-        self.released = threading.Event()  # ends every hang at shutdown
-        self.server = Server(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+class Receiver(HttpStub):
+    """The recording stub, read as alert deliveries: what each path was answered."""
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+    def hits(self) -> list[Request]:
+        return self.posts()
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                mode = receiver.modes.get(self.path, "ok")
-                with receiver.lock:
-                    receiver.hits.append(Hit(self.path, body, mode, time.monotonic()))
-                if mode == "hang":
-                    receiver.released.wait(60)
-                    self.close_connection = True
-                    return
-                if mode == "close":
-                    with contextlib.suppress(OSError):
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    self.close_connection = True
-                    return
-                if mode == "ok" and receiver.delay:
-                    time.sleep(receiver.delay)
-                code = 200 if mode == "ok" else int(mode)
-                with contextlib.suppress(OSError):
-                    self.send_response(code)
-                    if code == 429:
-                        self.send_header("retry-after", "0")
-                    self.send_header("content-length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok")
-
-            def handle(self) -> None:
-                with contextlib.suppress(ConnectionError):
-                    super().handle()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        return Handler
-
-    def answered(self, path: str, mode: str = "ok") -> list[Hit]:
-        with self.lock:
-            return [h for h in self.hits if h.path == path and h.answer == mode]
+    def answered(self, path: str, mode: str = "200") -> list[Request]:
+        return [h for h in self.posts() if h.path == path and h.answer == mode]
 
     def delivered_ids(self, path: str) -> Counter[str]:
         """How often each alert event id was delivered (answered 200) on ``path``."""
         return Counter(json.loads(h.body)["event_id"] for h in self.answered(path))
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # --- the workers ----------------------------------------------------------------------
