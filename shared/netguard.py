@@ -1,20 +1,28 @@
 """Outbound HTTP from the notifier must not reach link-local or cloud metadata addresses.
 
 Webhook URLs are written by tenants; one pointing at ``169.254.169.254`` would read the
-host's cloud credentials (SSRF). The check runs in the HTTP transport on the addresses a
-connection is about to use, after DNS resolution, so a name that resolves (or re-resolves,
-DNS rebinding) to a forbidden address is refused, and so are IP literals and redirects.
+host's cloud credentials (SSRF). The check runs on the addresses a connection is
+about to use, after DNS resolution, so a name that resolves (or re-resolves,
+DNS rebinding) to a forbidden address is refused, and so are IP literals; redirects are
+not followed.
 An operator can allow specific networks or names in the ``egress`` config section.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
-from collections.abc import Sequence
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
+from pyreqwest.client import Client, ClientBuilder
 
 from shared.configbase import ConfigStruct
 from shared.errors import ChannelError
@@ -27,6 +35,7 @@ FORBIDDEN: tuple[Network, ...] = tuple(
     ipaddress.ip_network(n)
     for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32")
 )
+DNS_TTL_S = 10.0  # how long a checked resolution is used, as aiohttp's DNS cache
 METADATA_NAMES = frozenset(
     {
         "metadata",
@@ -92,24 +101,137 @@ def refused(host: str, address: str, policy: EgressPolicy) -> bool:
     return name in METADATA_NAMES or any(ip.version == n.version and ip in n for n in FORBIDDEN)
 
 
-class GuardedConnector(aiohttp.TCPConnector):
-    """A TCP connector that drops forbidden addresses from every resolution (names and
-    IP literals alike) and refuses the connection when none is left."""
+def _literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
-    def __init__(self, policy: EgressPolicy, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.policy = policy
 
-    async def _resolve_host(self, host: str, port: int, traces: Sequence[Any] | None = None) -> Any:
-        # aiohttp connects only to what this returns: checking here is checking the
-        # address actually used (no second lookup an attacker's DNS could answer differently).
-        results = await super()._resolve_host(host, port, traces=traces)
-        kept = [r for r in results if not refused(host, r["host"], self.policy)]
+@dataclass(slots=True)
+class _Pinned:
+    client: Client
+    address: str
+    checked: float  # loop time of the last resolution that still allowed ``address``
+
+
+class GuardedClient:
+    """The notifier's HTTP client: pyreqwest (HTTP/1.1 and TLS in Rust, off the GIL,
+    about half aiohttp's CPU per request; see docs/performance.md).
+
+    Names are resolved here, not by the HTTP library: forbidden addresses are dropped
+    from every resolution (names and IP literals alike), and each destination gets a
+    client pinned to one allowed address, so the library connects only to an address
+    that was checked (no second lookup an attacker's DNS could answer differently).
+    Resolutions are redone every ``dns_ttl`` seconds like aiohttp's cache; a client is
+    replaced only when its address is no longer among the allowed answers. Redirects
+    are not followed and the environment's proxies are not used: either would reach
+    hosts the guard never saw.
+    """
+
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        limit: int = 100,
+        resolver: AbstractResolver | None = None,
+        dns_ttl: float = DNS_TTL_S,
+    ) -> None:
+        self.policy, self.limit, self.dns_ttl = policy, limit, dns_ttl
+        self.resolver = resolver or DefaultResolver()
+        self._pinned: dict[tuple[str, str, int], _Pinned] = {}
+        self._retired: list[Client] = []
+        self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
+
+    async def __aenter__(self) -> GuardedClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        clients = self._retired + [p.client for p in self._pinned.values()]
+        self._pinned, self._retired = {}, []
+        for client in clients:
+            await client.close()
+        await self.resolver.close()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        timeout: float,
+        content: bytes | None = None,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        """Send one request and read its response; returns the status code. Raises
+        ``EgressRefused`` before any connection to a forbidden address, ``TimeoutError``
+        (pyreqwest's timeouts derive from it) and pyreqwest's ``RequestError``."""
+        builder = (await self._client(url)).request(method, url).timeout(_timeout(timeout))
+        if headers:
+            builder = builder.headers(headers)
+        if form is not None:
+            builder = builder.form(form)
+        elif content is not None:
+            builder = builder.body_bytes(content)
+        response = await builder.build().send()  # reads the whole (small) body
+        return response.status
+
+    async def _client(self, url: str) -> Client:
+        key = _destination(url)
+        pinned = self._pinned.get(key)
+        if pinned is None or asyncio.get_running_loop().time() - pinned.checked >= self.dns_ttl:
+            # One resolution per destination at a time, not one per waiting send.
+            async with self._locks.setdefault(key, asyncio.Lock()):
+                pinned = await self._pin(key)
+        return pinned.client
+
+    async def _pin(self, key: tuple[str, str, int]) -> _Pinned:
+        now = asyncio.get_running_loop().time()
+        pinned = self._pinned.get(key)
+        if pinned is not None and now - pinned.checked < self.dns_ttl:
+            return pinned  # pinned by another send while this one waited
+        _, host, port = key
+        if _literal(host):
+            addresses = [host]
+        else:
+            results = await self.resolver.resolve(host, port, family=socket.AF_UNSPEC)
+            addresses = [r["host"] for r in results]
+        kept = [a for a in addresses if not refused(host, a, self.policy)]
         if not kept:
-            raise EgressRefused(host, results[0]["host"] if results else host)
-        return kept
+            raise EgressRefused(host, addresses[0] if addresses else host)
+        if pinned is not None and pinned.address in kept:
+            pinned.checked = now
+            return pinned
+        builder = (
+            ClientBuilder()
+            .max_connections(self.limit)
+            .follow_redirects(False)
+            .no_proxy()
+            .error_for_status(False)
+        )
+        if not _literal(host):
+            builder = builder.resolve(host, kept[0], port)
+        if pinned is not None:  # its address left the DNS answers; its sends may be running
+            self._retired.append(pinned.client)
+        self._pinned[key] = pinned = _Pinned(builder.build(), kept[0], now)
+        return pinned
 
 
-def guarded_session(policy: EgressPolicy, **connector: Any) -> aiohttp.ClientSession:
-    """The notifier's HTTP session: every channel's requests go through the guard."""
-    return aiohttp.ClientSession(connector=GuardedConnector(policy, **connector))
+@lru_cache(maxsize=1024)
+def _destination(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL: what a pinned client serves."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, parts.hostname or "", parts.port or default
+
+
+@lru_cache(maxsize=64)
+def _timeout(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)
+
+
+def guarded_session(policy: EgressPolicy, **options: Any) -> GuardedClient:
+    """The notifier's HTTP client: every channel's requests go through the guard."""
+    return GuardedClient(policy, **options)

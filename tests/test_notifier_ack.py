@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import msgspec
 import pytest_asyncio
 from psycopg import AsyncConnection
@@ -25,14 +24,15 @@ from services.notifier.channels.webhook import WebhookConfig
 from services.notifier.service import Notifier
 from shared.config import Config, Route
 from shared.consumer import BatchProcessor, Consumer
+from shared.netguard import EgressPolicy, GuardedClient, guarded_session
 from shared.streams import StreamNames, encode, ensure_group
 from tests.support.http import HttpStub
 from tests.test_channels import FIRING, START
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
+async def http() -> AsyncIterator[GuardedClient]:
+    async with guarded_session(EgressPolicy()) as client:
         yield client
 
 
@@ -64,7 +64,7 @@ def config(url: str) -> Config:
 
 
 async def test_acknowledging_an_alert_acknowledges_it_in_pagerduty(
-    redis: Redis, names: StreamNames, database_url: str, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, database_url: str, http: GuardedClient
 ) -> None:
     archiver = Archiver(database_url, names, clock=lambda: START)
     [archive] = [c for c in archiver.consumers() if c.stream == names.alerts]
