@@ -167,8 +167,10 @@ class GuardedClient:
     ) -> int:
         """Send one request and read its response; returns the status code. Raises
         ``EgressRefused`` before any connection to a forbidden address, ``TimeoutError``
-        (pyreqwest's timeouts derive from it) and pyreqwest's ``RequestError``."""
-        builder = (await self._client(url)).request(method, url).timeout(_timeout(timeout))
+        (pyreqwest's timeouts derive from it), ``OSError`` when the name does not resolve
+        and pyreqwest's ``RequestError``."""
+        client = await self._client(url, timeout)
+        builder = client.request(method, url).timeout(_timeout(timeout))
         if headers:
             builder = builder.headers(headers)
         if form is not None:
@@ -178,12 +180,13 @@ class GuardedClient:
         response = await builder.build().send()  # reads the whole (small) body
         return response.status
 
-    async def _client(self, url: str) -> Client:
+    async def _client(self, url: str, timeout: float) -> Client:
         key = _destination(url)
         pinned = self._pinned.get(key)
         if pinned is None or asyncio.get_running_loop().time() - pinned.checked >= self.dns_ttl:
-            # One resolution per destination at a time, not one per waiting send.
-            async with self._locks.setdefault(key, asyncio.Lock()):
+            # Within the send's timeout, as aiohttp's covered its DNS lookup; one
+            # resolution per destination at a time, not one per waiting send.
+            async with asyncio.timeout(timeout), self._locks.setdefault(key, asyncio.Lock()):
                 pinned = await self._pin(key)
         return pinned.client
 

@@ -218,3 +218,24 @@ def test_a_bad_allow_entry_names_file_line_and_field(tmp_path: Path) -> None:
         load_config(path, env={})
     assert (error.value.file, error.value.line, error.value.field) == (str(path), 3, "egress.allow")
     assert "'not a/host'" in error.value.reason
+
+
+async def test_a_name_that_does_not_resolve_is_a_retryable_transport_error(dns_port: int) -> None:
+    records = await send("http://nowhere.evil.test/hook", dns_port)
+    assert [(r.outcome, r.error) for r in records] == [
+        ("retrying", "transport: OSError"),
+        ("retrying", "transport: OSError"),
+        ("failed", "transport: OSError"),
+    ]
+
+
+async def test_the_dns_lookup_counts_against_the_send_timeout() -> None:
+    config = WebhookConfig(name="hook", url="http://ok.test/", timeout=Seconds(0.2), max_attempts=1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # never answers
+        silent.bind(("127.0.0.1", 0))
+        resolver = LocalDns(silent.getsockname()[1])
+        started = time.perf_counter()
+        async with guarded_session(EgressPolicy(), resolver=resolver) as http:
+            records = await deliver(FIRING, config, SendContext(http))
+    assert [(r.outcome, r.error) for r in records] == [("failed", "timeout: TimeoutError")]
+    assert time.perf_counter() - started < 1.5  # the resolver alone would wait 5 s

@@ -129,7 +129,7 @@ async def request(
         )
     except TimeoutError as exc:
         raise ChannelError("timeout: TimeoutError", permanent=False) from exc
-    except RequestError as exc:
+    except (RequestError, OSError) as exc:  # OSError: the name did not resolve
         raise ChannelError(f"transport: {type(exc).__name__}", permanent=False) from exc
     return classify(status)
 
