@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import re
 import socket
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import ConnectError
 
 from shared.configbase import ConfigStruct
 from shared.errors import ChannelError
@@ -114,6 +116,7 @@ class _Pinned:
     client: Client
     address: str
     checked: float  # loop time of the last resolution that still allowed ``address``
+    refusing: bool = False  # a connection to ``address`` failed: try another one
 
 
 class GuardedClient:
@@ -125,7 +128,8 @@ class GuardedClient:
     client pinned to one allowed address, so the library connects only to an address
     that was checked (no second lookup an attacker's DNS could answer differently).
     Resolutions are redone every ``dns_ttl`` seconds like aiohttp's cache; a client is
-    replaced only when its address is no longer among the allowed answers. Redirects
+    replaced only when its address is no longer among the allowed answers, or refused a
+    connection while the name has other allowed addresses. Redirects
     are not followed and the environment's proxies are not used: either would reach
     hosts the guard never saw.
     """
@@ -177,8 +181,19 @@ class GuardedClient:
             builder = builder.form(form)
         elif content is not None:
             builder = builder.body_bytes(content)
-        response = await builder.build().send()  # reads the whole (small) body
+        try:
+            response = await builder.build().send()  # reads the whole (small) body
+        except ConnectError:
+            self._connect_failed(url, client)
+            raise
         return response.status
+
+    def _connect_failed(self, url: str, client: Client) -> None:
+        """Resolve again before the next send and prefer another allowed address, as
+        aiohttp tried a name's addresses in turn."""
+        pinned = self._pinned.get(_destination(url))
+        if pinned is not None and pinned.client is client:
+            pinned.refusing, pinned.checked = True, -math.inf
 
     async def _client(self, url: str, timeout: float) -> Client:
         key = _destination(url)
@@ -204,9 +219,12 @@ class GuardedClient:
         kept = [a for a in addresses if not refused(host, a, self.policy)]
         if not kept:
             raise EgressRefused(host, addresses[0] if addresses else host)
+        address = kept[0]
         if pinned is not None and pinned.address in kept:
-            pinned.checked = now
-            return pinned
+            if not pinned.refusing or len(kept) == 1:
+                pinned.checked, pinned.refusing = now, False
+                return pinned
+            address = kept[(kept.index(pinned.address) + 1) % len(kept)]
         builder = (
             ClientBuilder()
             .max_connections(self.limit)
@@ -215,10 +233,10 @@ class GuardedClient:
             .error_for_status(False)
         )
         if not _literal(host):
-            builder = builder.resolve(host, kept[0], port)
-        if pinned is not None:  # its address left the DNS answers; its sends may be running
+            builder = builder.resolve(host, address, port)
+        if pinned is not None:  # replaced while its sends may still be running
             self._retired.append(pinned.client)
-        self._pinned[key] = pinned = _Pinned(builder.build(), kept[0], now)
+        self._pinned[key] = pinned = _Pinned(builder.build(), address, now)
         return pinned
 
 

@@ -39,6 +39,7 @@ ZONE = {
     "v6meta.evil.test": ["fd00:ec2::254"],
     "mixed.evil.test": ["169.254.169.254", "127.0.0.1"],
     "ok.test": ["127.0.0.1"],
+    "two.test": ["127.0.0.2", "127.0.0.1"],  # the receiver listens on the second only
     "metadata.google.internal": ["127.0.0.1"],  # refused by its name alone
 }
 
@@ -153,6 +154,18 @@ async def test_a_name_resolving_to_both_uses_only_the_allowed_address(
     [record] = await send(f"http://mixed.evil.test:{port}/hook", dns_port)
     assert record.outcome == "delivered" and record.attempt == 1
     assert [r.path for r in routes.requests] == ["/hook"]
+
+
+async def test_a_refused_connection_moves_the_next_send_to_the_next_address(
+    dns_port: int, receiver: tuple[Routes, int]
+) -> None:
+    routes, port = receiver
+    records = await send(f"http://two.test:{port}/hook", dns_port)
+    assert [(r.outcome, r.error) for r in records] == [
+        ("retrying", "transport: ConnectError"),
+        ("delivered", ""),
+    ]
+    assert len(routes.requests) == 1
 
 
 async def test_a_name_rebound_to_a_metadata_address_is_refused_on_its_next_resolution(
