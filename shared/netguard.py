@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import ConnectError
+from pyreqwest.http import Url
 
 from shared.configbase import ConfigStruct
 from shared.errors import ChannelError
@@ -37,6 +37,7 @@ FORBIDDEN: tuple[Network, ...] = tuple(
     ipaddress.ip_network(n)
     for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32")
 )
+Destination = tuple[str, str, int, bool]  # scheme, host, port, host is an IP literal
 DNS_TTL_S = 10.0  # how long a checked resolution is used, as aiohttp's DNS cache
 METADATA_NAMES = frozenset(
     {
@@ -103,14 +104,6 @@ def refused(host: str, address: str, policy: EgressPolicy) -> bool:
     return name in METADATA_NAMES or any(ip.version == n.version and ip in n for n in FORBIDDEN)
 
 
-def _literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass(slots=True)
 class _Pinned:
     client: Client
@@ -143,9 +136,8 @@ class GuardedClient:
     ) -> None:
         self.policy, self.limit, self.dns_ttl = policy, limit, dns_ttl
         self.resolver = resolver or DefaultResolver()
-        self._pinned: dict[tuple[str, str, int], _Pinned] = {}
-        self._retired: list[Client] = []
-        self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
+        self._pinned: dict[Destination, _Pinned] = {}
+        self._locks: dict[Destination, asyncio.Lock] = {}
 
     async def __aenter__(self) -> GuardedClient:
         return self
@@ -154,8 +146,8 @@ class GuardedClient:
         await self.close()
 
     async def close(self) -> None:
-        clients = self._retired + [p.client for p in self._pinned.values()]
-        self._pinned, self._retired = {}, []
+        clients = [p.client for p in self._pinned.values()]
+        self._pinned = {}
         for client in clients:
             await client.close()
         await self.resolver.close()
@@ -205,13 +197,13 @@ class GuardedClient:
                 pinned = await self._pin(key)
         return pinned.client
 
-    async def _pin(self, key: tuple[str, str, int]) -> _Pinned:
+    async def _pin(self, key: Destination) -> _Pinned:
         now = asyncio.get_running_loop().time()
         pinned = self._pinned.get(key)
         if pinned is not None and now - pinned.checked < self.dns_ttl:
             return pinned  # pinned by another send while this one waited
-        _, host, port = key
-        if _literal(host):
+        _, host, port, literal = key
+        if literal:
             addresses = [host]
         else:
             results = await self.resolver.resolve(host, port, family=socket.AF_UNSPEC)
@@ -232,20 +224,23 @@ class GuardedClient:
             .no_proxy()
             .error_for_status(False)
         )
-        if not _literal(host):
+        if not literal:
             builder = builder.resolve(host, address, port)
-        if pinned is not None:  # replaced while its sends may still be running
-            self._retired.append(pinned.client)
+        # A replaced client is dropped, not closed: sends still running on it keep it alive.
         self._pinned[key] = pinned = _Pinned(builder.build(), address, now)
         return pinned
 
 
 @lru_cache(maxsize=1024)
-def _destination(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of a URL: what a pinned client serves."""
-    parts = urlsplit(url)
-    default = 443 if parts.scheme == "https" else 80
-    return parts.scheme, parts.hostname or "", parts.port or default
+def _destination(url: str) -> Destination:
+    """(scheme, host, port, whether the host is an IP literal) of a URL, parsed by the
+    HTTP library itself: the guard checks the very host it would connect to (IDNA,
+    decimal or hex IPv4 forms and percent-escapes normalised alike)."""
+    parsed = Url(url)
+    if (domain := parsed.domain) is not None:
+        return parsed.scheme, domain, parsed.port_or_known_default or 0, False
+    address = (parsed.host_str or "").strip("[]")
+    return parsed.scheme, address, parsed.port_or_known_default or 0, True
 
 
 @lru_cache(maxsize=64)

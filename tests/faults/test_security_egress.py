@@ -40,6 +40,7 @@ ZONE = {
     "mixed.evil.test": ["169.254.169.254", "127.0.0.1"],
     "ok.test": ["127.0.0.1"],
     "two.test": ["127.0.0.2", "127.0.0.1"],  # the receiver listens on the second only
+    "xn--bcher-kva.evil.test": ["127.0.0.1"],  # bücher.evil.test
     "metadata.google.internal": ["127.0.0.1"],  # refused by its name alone
 }
 
@@ -129,6 +130,9 @@ async def send(url: str, dns_port: int, policy: EgressPolicy | None = None) -> l
         "http://[fd00:ec2::254]/",
         "http://[fe80::1]:8080/",
         "http://[::ffff:169.254.169.254]/",
+        "http://2852039166/",  # 169.254.169.254 as one number
+        "http://0xa9.0xfe.0xa9.0xfe/",
+        "http://%31%36%39.254.169.254/",
         "http://metadata.google.internal:{port}/computeMetadata/v1/",
     ],
 )
@@ -154,6 +158,16 @@ async def test_a_name_resolving_to_both_uses_only_the_allowed_address(
     [record] = await send(f"http://mixed.evil.test:{port}/hook", dns_port)
     assert record.outcome == "delivered" and record.attempt == 1
     assert [r.path for r in routes.requests] == ["/hook"]
+
+
+async def test_an_international_name_is_resolved_as_the_http_library_sends_it(
+    dns_port: int, receiver: tuple[Routes, int]
+) -> None:
+    # Only the test's DNS server knows the punycode name: a send that got through was
+    # pinned by the guard under the very name the library connects to.
+    routes, port = receiver
+    [record] = await send(f"http://Bücher.evil.test:{port}/hook", dns_port)
+    assert record.outcome == "delivered" and len(routes.requests) == 1
 
 
 async def test_a_refused_connection_moves_the_next_send_to_the_next_address(
