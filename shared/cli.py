@@ -42,7 +42,7 @@ def run_cmd(
     """Run one service (or all of them) with the config named by VIGIL_CONFIG."""
     from shared import logs
     from shared.config import load_config
-    from shared.runner import CONSOLE, ROLES, run
+    from shared.runner import CONSOLE, ROLES, run, run_loop
     from shared.settings import Settings
 
     roles = ROLES if role == "all" else (role,)
@@ -60,7 +60,7 @@ def run_cmd(
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await run(settings, config, roles, stop)
 
-    asyncio.run(serve())
+    run_loop(serve())
 
 
 @app.command("check-config")

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
+import uvloop
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -42,6 +43,7 @@ ROLES = ("probe", "evaluator", "notifier", "archiver")  # the pipeline: ``vigil 
 CONSOLE = "console"  # the API and dashboard, run on their own or beside the pipeline
 BROKER_LOGGER = "vigil.broker"
 LAG_SAMPLE_S = 5.0
+T = TypeVar("T")
 
 
 async def run(
@@ -268,3 +270,11 @@ async def _cancel_all(tasks: Sequence[asyncio.Future[None]], every_s: float = 10
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on the services' event loop: uvloop. Its wake-ups from other threads
+    are cheaper, and the notifier's HTTP client (pyreqwest) completes every request from
+    its Rust thread: ~+40 % deliveries/s and ~20 % less CPU per delivery than asyncio's
+    loop (docs/performance.md, "Notifier")."""
+    return uvloop.run(main)

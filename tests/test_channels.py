@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-import aiohttp
 import msgspec
 import pytest
 import pytest_asyncio
@@ -33,6 +32,7 @@ from services.notifier.channels.webhook import SIGNATURE_HEADER, WebhookConfig
 from services.notifier.delivery import deliver
 from services.notifier.templates import Templates, render
 from shared.cli import app
+from shared.netguard import EgressPolicy, GuardedClient, guarded_session
 from shared.streams import StreamNames
 from tests.support.http import HttpStub, Request
 
@@ -82,8 +82,8 @@ ACKED = msgspec.structs.replace(
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
+async def http() -> AsyncIterator[GuardedClient]:
+    async with guarded_session(EgressPolicy()) as client:
         yield client
 
 
@@ -118,7 +118,7 @@ def test_templates_are_overridable_and_html_is_escaped() -> None:
         Templates(title="{{ oops")
 
 
-async def test_slack_firing_and_resolved(http: aiohttp.ClientSession) -> None:
+async def test_slack_firing_and_resolved(http: GuardedClient) -> None:
     with HttpStub() as stub:
         config = SlackConfig(name="s", url=stub.url + "/hook/T0/B0/secret", channel="#ops")
         await send(config, SendContext(http))
@@ -144,7 +144,7 @@ async def test_slack_firing_and_resolved(http: aiohttp.ClientSession) -> None:
     assert resolved["text"] == R_TITLE
 
 
-async def test_webhook_signature_and_alertmanager_body(http: aiohttp.ClientSession) -> None:
+async def test_webhook_signature_and_alertmanager_body(http: GuardedClient) -> None:
     with HttpStub() as stub:
         plain = WebhookConfig(name="w", url=stub.url + "/plain", secret="s3cr3t-key")
         am = WebhookConfig(name="am", url=stub.url + "/am", format="alertmanager")
@@ -189,7 +189,7 @@ async def test_webhook_signature_and_alertmanager_body(http: aiohttp.ClientSessi
 
 
 async def test_pagerduty_trigger_acknowledge_resolve_with_one_dedup_key(
-    http: aiohttp.ClientSession,
+    http: GuardedClient,
 ) -> None:
     with HttpStub(status=202) as stub:
         config = PagerDutyConfig(name="pd", routing_key="R0UTINGKEY", base_url=stub.url)
@@ -234,7 +234,7 @@ async def test_pagerduty_trigger_acknowledge_resolve_with_one_dedup_key(
     }
 
 
-async def test_opsgenie_create_acknowledge_close_by_alias(http: aiohttp.ClientSession) -> None:
+async def test_opsgenie_create_acknowledge_close_by_alias(http: GuardedClient) -> None:
     with HttpStub(status=202) as stub:
         config = OpsgenieConfig(name="og", api_key="genie-key-1", base_url=stub.url, tags=["t"])
         await send(config, SendContext(http))
@@ -264,7 +264,7 @@ async def test_opsgenie_create_acknowledge_close_by_alias(http: aiohttp.ClientSe
     assert body(close) == {"source": "vigil", "note": R_TITLE}
 
 
-async def test_teams_adaptive_card(http: aiohttp.ClientSession) -> None:
+async def test_teams_adaptive_card(http: GuardedClient) -> None:
     with HttpStub(status=202) as stub:
         await send(TeamsConfig(name="t", url=stub.url + "/wf"), SendContext(http))
     [request] = stub.posts("/wf")
@@ -289,7 +289,7 @@ async def test_teams_adaptive_card(http: aiohttp.ClientSession) -> None:
     ]
 
 
-async def test_discord_embed(http: aiohttp.ClientSession) -> None:
+async def test_discord_embed(http: GuardedClient) -> None:
     with HttpStub(status=204) as stub:
         await send(DiscordConfig(name="d", url=stub.url + "/api/webhooks/1/tok"), SendContext(http))
     [request] = stub.posts("/api/webhooks/1/tok")
@@ -307,7 +307,7 @@ async def test_discord_embed(http: aiohttp.ClientSession) -> None:
     }
 
 
-async def test_telegram_send_message(http: aiohttp.ClientSession) -> None:
+async def test_telegram_send_message(http: GuardedClient) -> None:
     with HttpStub() as stub:
         config = TelegramConfig(name="tg", bot_token="123:ABC", chat_id="-42", base_url=stub.url)
         await send(config, SendContext(http), msgspec.structs.replace(FIRING, title="a<b"))
@@ -320,7 +320,7 @@ async def test_telegram_send_message(http: aiohttp.ClientSession) -> None:
     }
 
 
-async def test_sms_twilio_form_with_basic_auth(http: aiohttp.ClientSession) -> None:
+async def test_sms_twilio_form_with_basic_auth(http: GuardedClient) -> None:
     with HttpStub(status=201) as stub:
         config = SmsConfig(
             name="sms",
@@ -340,7 +340,7 @@ async def test_sms_twilio_form_with_basic_auth(http: aiohttp.ClientSession) -> N
     }
 
 
-async def test_ntfy_topic_post(http: aiohttp.ClientSession) -> None:
+async def test_ntfy_topic_post(http: GuardedClient) -> None:
     with HttpStub() as stub:
         config = NtfyConfig(name="n", topic="ops", base_url=stub.url, token="tk_ntfy")
         await send(config, SendContext(http))
@@ -358,7 +358,7 @@ async def test_ntfy_topic_post(http: aiohttp.ClientSession) -> None:
 
 
 async def test_inapp_notifications_are_stored_per_tenant(
-    http: aiohttp.ClientSession, redis: Redis, names: StreamNames
+    http: GuardedClient, redis: Redis, names: StreamNames
 ) -> None:
     ctx = SendContext(http, redis, names)
     await send(InAppConfig(name="app", max_items=5), ctx)

@@ -12,7 +12,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import msgspec
 import pytest
 import pytest_asyncio
@@ -37,7 +36,9 @@ from services.notifier.delivery import deliver
 from services.notifier.service import GROUP, Notifier
 from shared.config import Config, Route
 from shared.configbase import Seconds
+from shared.netguard import EgressPolicy, GuardedClient, guarded_session
 from shared.streams import StreamNames, encode, ensure_group
+from tests.support.asgi import Reply, Routes, serve
 from tests.support.http import HttpStub
 from tests.test_channels import FIRING, TEXT, TITLE
 
@@ -104,13 +105,13 @@ STATUS_TABLE = [
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
+async def http() -> AsyncIterator[GuardedClient]:
+    async with guarded_session(EgressPolicy()) as client:
         yield client
 
 
 @pytest.mark.parametrize("code, expect", STATUS_TABLE)
-async def test_status_code_table(http: aiohttp.ClientSession, code: int, expect: str) -> None:
+async def test_status_code_table(http: GuardedClient, code: int, expect: str) -> None:
     wanted = {
         "delivered": [("delivered", code)],
         "permanent": [("failed", code)],
@@ -124,7 +125,7 @@ async def test_status_code_table(http: aiohttp.ClientSession, code: int, expect:
 
 
 async def test_no_secret_in_logs_records_errors_or_dead_letters(
-    http: aiohttp.ClientSession,
+    http: GuardedClient,
     redis: Redis,
     names: StreamNames,
     caplog: pytest.LogCaptureFixture,
@@ -225,7 +226,7 @@ def mail_config(port: int, ca_file: str, password: str = "SECRET-smtp") -> Email
 
 
 async def test_email_over_starttls_with_auth(
-    http: aiohttp.ClientSession, smtp: tuple[Recorder, int, str]
+    http: GuardedClient, smtp: tuple[Recorder, int, str]
 ) -> None:
     recorder, port, ca_file = smtp
     [record] = await deliver(FIRING, mail_config(port, ca_file), SendContext(http))
@@ -246,10 +247,31 @@ async def test_email_over_starttls_with_auth(
 
 
 async def test_email_bad_password_is_permanent_and_not_leaked(
-    http: aiohttp.ClientSession, smtp: tuple[Recorder, int, str]
+    http: GuardedClient, smtp: tuple[Recorder, int, str]
 ) -> None:
     recorder, port, ca_file = smtp
     records = await deliver(FIRING, mail_config(port, ca_file, "SECRET-wrong"), SendContext(http))
     assert [(r.outcome, r.status_code) for r in records] == [("failed", 535)]
     assert "SECRET-wrong" not in msgspec.json.encode(records).decode()
     assert recorder.messages == []
+
+
+async def test_tls_certificates_are_verified(http: GuardedClient, tmp_path: Path) -> None:
+    # A certificate no trusted CA signed: the send fails before any request is made.
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    cert.private_key_pem.write_to_path(tmp_path / "key.pem")
+    routes = Routes({"/w": Reply(200)})
+    ssl_files = {
+        "ssl_certfile": str(tmp_path / "cert.pem"),
+        "ssl_keyfile": str(tmp_path / "key.pem"),
+    }
+    async with serve(routes, **ssl_files) as url:
+        records = await deliver(
+            FIRING, WebhookConfig(name="w", url=url + "/w", **FAST), SendContext(http)
+        )
+    assert [(r.outcome, r.error) for r in records] == [
+        ("retrying", "transport: ConnectError"),
+        ("failed", "transport: ConnectError"),
+    ]
+    assert routes.requests == []

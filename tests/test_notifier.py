@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import aiohttp
 import msgspec
 import pytest
 import pytest_asyncio
@@ -23,6 +22,7 @@ from services.notifier.service import GROUP, Notifier
 from shared.config import Config, Route, RouteMatch
 from shared.configbase import Seconds
 from shared.consumer import BatchProcessor
+from shared.netguard import EgressPolicy, GuardedClient, guarded_session
 from shared.streams import StreamNames, encode, ensure_group
 from tests.support.http import HttpStub
 
@@ -43,13 +43,13 @@ ALERT = AlertEvent(
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
+async def http() -> AsyncIterator[GuardedClient]:
+    async with guarded_session(EgressPolicy()) as client:
         yield client
 
 
 def notifier(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession, *hooks: WebhookConfig
+    redis: Redis, names: StreamNames, http: GuardedClient, *hooks: WebhookConfig
 ) -> Notifier:
     config = Config(
         channels=[*hooks, ConsoleConfig(name="console", color=False)],
@@ -88,7 +88,7 @@ async def records(redis: Redis, names: StreamNames) -> list[DeliveryRecord]:
 async def test_webhook_receives_the_alert_event_as_json(
     redis: Redis,
     names: StreamNames,
-    http: aiohttp.ClientSession,
+    http: GuardedClient,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with HttpStub(status=204) as stub:
@@ -106,7 +106,7 @@ async def test_webhook_receives_the_alert_event_as_json(
 
 
 async def test_retryable_failures_are_retried_then_delivered(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     with HttpStub(script=[503, 429], status=200) as stub:
         await process(redis, names, notifier(redis, names, http, hook(stub.url)))
@@ -130,7 +130,7 @@ async def test_retryable_failures_are_retried_then_delivered(
 async def test_undeliverable_alerts_go_to_the_dead_letter_stream(
     redis: Redis,
     names: StreamNames,
-    http: aiohttp.ClientSession,
+    http: GuardedClient,
     script: list[int],
     posts: int,
     outcomes: list[tuple[int, str, int]],
@@ -151,18 +151,18 @@ async def test_undeliverable_alerts_go_to_the_dead_letter_stream(
 
 
 async def test_unreachable_webhook_is_retryable(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     await process(
         redis, names, notifier(redis, names, http, hook("http://127.0.0.1:9/", attempts=2))
     )
     ops = [r for r in await records(redis, names) if r.channel == "ops"]
     assert [r.outcome for r in ops] == ["retrying", "failed"]
-    assert ops[0].error.startswith("transport: ClientConnectorError")
+    assert ops[0].error.startswith("transport: ConnectError")
 
 
 async def test_a_redelivered_alert_is_not_sent_twice(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     with HttpStub() as stub:
         n = notifier(redis, names, http, hook(stub.url))

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import msgspec
 import pytest_asyncio
 from psycopg import AsyncConnection
@@ -15,6 +14,7 @@ from redis.asyncio import Redis
 
 from schemas import AlertEvent
 from services.archiver import lifecycle
+from services.archiver.history import open_history
 from services.archiver.service import GROUP as ARCHIVER
 from services.archiver.service import Archiver
 from services.notifier.channels import SendContext
@@ -23,16 +23,18 @@ from services.notifier.channels.slack import SlackConfig
 from services.notifier.channels.sms import SmsConfig
 from services.notifier.channels.webhook import WebhookConfig
 from services.notifier.service import Notifier
-from shared.config import Config, Route
+from shared.config import Config, Route, RouteMatch
 from shared.consumer import BatchProcessor, Consumer
+from shared.netguard import EgressPolicy, GuardedClient, guarded_session
 from shared.streams import StreamNames, encode, ensure_group
 from tests.support.http import HttpStub
+from tests.test_archiver_backends import count
 from tests.test_channels import FIRING, START
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
+async def http() -> AsyncIterator[GuardedClient]:
+    async with guarded_session(EgressPolicy()) as client:
         yield client
 
 
@@ -64,7 +66,7 @@ def config(url: str) -> Config:
 
 
 async def test_acknowledging_an_alert_acknowledges_it_in_pagerduty(
-    redis: Redis, names: StreamNames, database_url: str, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, database_url: str, http: GuardedClient
 ) -> None:
     archiver = Archiver(database_url, names, clock=lambda: START)
     [archive] = [c for c in archiver.consumers() if c.stream == names.alerts]
@@ -113,3 +115,38 @@ async def test_acknowledging_an_alert_acknowledges_it_in_pagerduty(
     assert [msgspec.json.decode(v, type=AlertEvent).state for v in held.values()] == ["firing"]
     async with await AsyncConnection.connect(database_url) as conn:
         assert (await lifecycle.get(conn, alert_id)).state == "acknowledged"
+
+
+async def test_an_acknowledgement_reaches_routes_that_match_on_category(
+    store_url: str, redis: Redis, names: StreamNames, http: GuardedClient
+) -> None:
+    # The acknowledgement is rebuilt from the alerts table, which must keep the category.
+    archiver = Archiver(store_url, names, clock=lambda: START)
+    [archive] = [c for c in archiver.consumers() if c.stream == names.alerts]
+    with HttpStub(status=200) as stub:
+        routes = Config(
+            channels=[
+                WebhookConfig(name="db", url=stub.url + "/db"),
+                WebhookConfig(name="sec", url=stub.url + "/sec"),
+            ],
+            routes=[
+                Route(match=RouteMatch(category="database"), channels=["db"]),
+                Route(match=RouteMatch(category="security"), channels=["sec"]),
+            ],
+        )
+        notifier = Notifier(routes, redis, names, SendContext(http, redis, names))
+        await redis.xadd(names.alerts, encode(msgspec.structs.replace(FIRING, category="database")))
+        await consume(redis, names, notifier.consumer())
+        await consume(redis, names, archive)
+        await archiver.close()
+        publish = lifecycle.stream_publisher(redis, names)
+        async with open_history(store_url) as history:
+            alert_id = count(store_url, "SELECT id FROM alerts")
+            await history.act(alert_id, "acknowledged", by="alice", now=START, publish=publish)
+        await consume(redis, names, notifier.consumer())
+    events = [msgspec.json.decode(r.body, type=AlertEvent) for r in stub.posts("/db")]
+    assert [(e.state, e.category) for e in events] == [
+        ("firing", "database"),
+        ("acknowledged", "database"),
+    ]
+    assert stub.posts("/sec") == []

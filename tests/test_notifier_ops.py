@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import msgspec
 import pytest
 import pytest_asyncio
@@ -27,6 +26,7 @@ from shared.config import Config, parse_config
 from shared.configbase import Seconds
 from shared.consumer import BatchProcessor
 from shared.errors import ConfigError
+from shared.netguard import EgressPolicy, GuardedClient, guarded_session
 from shared.streams import StreamNames, encode, ensure_group
 from tests.support.http import HttpStub
 from tests.support.wait import wait_until
@@ -36,8 +36,8 @@ FAST = {"backoff": Seconds(0.001)}
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
+async def http() -> AsyncIterator[GuardedClient]:
+    async with guarded_session(EgressPolicy()) as client:
         yield client
 
 
@@ -103,7 +103,7 @@ def test_route_config_keeps_old_keys_and_reports_bad_matchers() -> None:
 
 
 async def test_route_templates_reach_the_channel(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     from services.notifier.channels.slack import SlackConfig
 
@@ -142,7 +142,7 @@ async def test_route_templates_reach_the_channel(
 
 
 async def test_rate_limit_queues_instead_of_dropping(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     limited = WebhookConfig(name="pd", url="", rate_limit=RateLimit(count=2, per=Seconds(0.5)))
     alerts = [msgspec.structs.replace(FIRING, event_id=f"e{i}") for i in range(6)]
@@ -157,7 +157,7 @@ async def test_rate_limit_queues_instead_of_dropping(
 
 
 async def test_rate_limit_holds_across_two_notifier_instances(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession, redis_server_url: str
+    redis: Redis, names: StreamNames, http: GuardedClient, redis_server_url: str
 ) -> None:
     per = 0.4
     limited = WebhookConfig(name="pd", url="", rate_limit=RateLimit(count=2, per=Seconds(per)))
@@ -196,7 +196,7 @@ async def test_rate_limit_holds_across_two_notifier_instances(
 
 
 async def test_crash_after_send_then_reclaim_sends_no_duplicate(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     with HttpStub() as stub:
         config = Config(
@@ -222,7 +222,7 @@ async def test_crash_after_send_then_reclaim_sends_no_duplicate(
 
 
 async def test_crash_while_a_slow_retry_holds_the_batch_repeats_no_finished_send(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     with HttpStub() as fast, HttpStub(script=[503]) as slow:
         config = Config(
@@ -264,7 +264,7 @@ async def test_crash_while_a_slow_retry_holds_the_batch_repeats_no_finished_send
 
 
 async def test_dead_alerts_are_listed_and_redriven_to_the_failed_channel_only(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     with HttpStub() as good, HttpStub(status=500) as bad:
         config = Config(
@@ -346,7 +346,7 @@ def test_test_notify_sends_through_the_real_path(
 
 
 async def test_two_hundred_failing_checks_make_one_message(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     route = Route(
         channels=["ops"],
@@ -393,7 +393,7 @@ async def test_two_hundred_failing_checks_make_one_message(
 
 
 async def test_the_same_event_twice_in_one_batch_is_sent_once(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     with HttpStub() as stub:
         config = Config(
@@ -407,7 +407,7 @@ async def test_the_same_event_twice_in_one_batch_is_sent_once(
 
 
 async def test_a_slow_batch_is_not_reclaimed_while_its_worker_lives(
-    redis: Redis, names: StreamNames, http: aiohttp.ClientSession
+    redis: Redis, names: StreamNames, http: GuardedClient
 ) -> None:
     with HttpStub(delay=1.2) as slow:
         config = Config(

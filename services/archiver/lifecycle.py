@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from schemas import AlertEvent, Severity, stable_id
+from schemas import AlertEvent, Category, Severity, stable_id
 from shared.errors import AlertActionError
 from shared.streams import StreamNames, encode
 
@@ -98,6 +98,7 @@ class Alert:
     resolved_at: datetime | None
     resolved_by: str | None
     suppressed_until: datetime | None
+    category: str | None  # last: the SQLite adapter builds an Alert from a row in this order
 
 
 _COLUMNS = ", ".join(Alert.__slots__)
@@ -211,6 +212,7 @@ def acknowledged_event(
         tenant=alert.tenant,
         service=alert.service,
         severity=cast(Severity, alert.severity),
+        category=cast(Category | None, alert.category),
         state="acknowledged",
         title=alert.title,
         message=f"Acknowledged by {by}" + (f": {note}" if note else ""),
@@ -288,8 +290,8 @@ async def _record(conn: AsyncConnection[Any], e: AlertEvent) -> None:
     state = "active" if e.state == "firing" else "resolved"
     cur = await conn.execute(
         "INSERT INTO alerts (fingerprint, started_at, rule, tenant, service, severity, title, "
-        "labels, state, updated_at, resolved_at, resolved_by) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "labels, state, updated_at, resolved_at, resolved_by, category) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (fingerprint, started_at) DO NOTHING RETURNING id",
         (
             e.fingerprint,
@@ -304,6 +306,7 @@ async def _record(conn: AsyncConnection[Any], e: AlertEvent) -> None:
             at,
             at if state == "resolved" else None,
             by if state == "resolved" else None,
+            e.category,
         ),
     )
     if (row := await cur.fetchone()) is not None:

@@ -131,13 +131,13 @@ def _record(db: sqlite3.Connection, e: AlertEvent) -> None:
     resolved = state == "resolved"
     row = db.execute(
         "INSERT INTO alerts (fingerprint, started_at, rule, tenant, service, severity, title, "
-        "labels, state, updated_at, resolved_at, resolved_by) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "labels, state, updated_at, resolved_at, resolved_by, category) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (fingerprint, started_at) DO NOTHING RETURNING id",
         (
             *(e.fingerprint, ts(e.started_at), e.rule, e.tenant, e.service, e.severity),
             *(e.title, json.dumps(e.labels), state, ts(at)),
-            *(ts(at) if resolved else None, by if resolved else None),
+            *(ts(at) if resolved else None, by if resolved else None, e.category),
         ),
     ).fetchone()
     if row is not None:

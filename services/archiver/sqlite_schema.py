@@ -112,7 +112,9 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_at ON audit_log (at);
 """
-STEPS: tuple[str, ...] = (_HISTORY,)  # append a step per schema change, never edit one
+# Alerts keep their event's category, so acknowledgements reach routes matching on it.
+_ALERT_CATEGORY = "ALTER TABLE alerts ADD COLUMN category text;"
+STEPS: tuple[str, ...] = (_HISTORY, _ALERT_CATEGORY)  # append a step per change, never edit one
 VERSION = len(STEPS)
 
 

@@ -77,6 +77,11 @@ class Templates(ConfigStruct, frozen=True, kw_only=True):
                     raise ValueError(f"{name}: template syntax error: {exc.message}") from exc
 
 
+# Shared by every notification without overrides: building one per send checked the
+# (absent) templates each time, ~5 % of the notifier's Python time.
+_DEFAULTS = Templates()
+
+
 class Notification:
     """One alert event as a channel sends it: the event and its texts, rendered on first
     use (the generic webhook sends the event itself and never renders anything)."""
@@ -84,7 +89,7 @@ class Notification:
     def __init__(
         self, alert: AlertEvent, templates: Templates | None = None, test: bool = False
     ) -> None:
-        self.alert, self.templates, self.test = alert, templates or Templates(), test
+        self.alert, self.templates, self.test = alert, templates or _DEFAULTS, test
 
     @cached_property
     def _fields(self) -> dict[str, Any]:

@@ -1,13 +1,16 @@
 """Tenant-configured webhooks cannot reach link-local or metadata addresses.
 
-Names resolve through a local dnslib server; an audit hook records every socket connect
-the process makes, proving no packet was even attempted towards a refused address.
+Names resolve through a local dnslib server that the system resolver does not know:
+a delivery to one of its names can only succeed through the address the guard checked
+and pinned (the HTTP library connects in Rust, out of reach of Python's audit hooks).
+A refused send fails with the guard's own error, which it raises before any client
+exists for the destination, so no connection is even attempted.
 """
 
 from __future__ import annotations
 
 import socket
-import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from services.notifier.delivery import deliver
 from shared.config import load_config
 from shared.configbase import Seconds
 from shared.errors import ConfigError
-from shared.netguard import EgressPolicy, guarded_session, refused
+from shared.netguard import EgressPolicy, GuardedClient, guarded_session, refused
 from tests.support.asgi import Reply, Routes, serve
 from tests.test_channels import FIRING
 
@@ -36,17 +39,10 @@ ZONE = {
     "v6meta.evil.test": ["fd00:ec2::254"],
     "mixed.evil.test": ["169.254.169.254", "127.0.0.1"],
     "ok.test": ["127.0.0.1"],
+    "two.test": ["127.0.0.2", "127.0.0.1"],  # the receiver listens on the second only
+    "xn--bcher-kva.evil.test": ["127.0.0.1"],  # bücher.evil.test
     "metadata.google.internal": ["127.0.0.1"],  # refused by its name alone
 }
-CONNECTS: list[tuple[str, ...]] = []
-
-
-def _record_connects(event: str, args: tuple[Any, ...]) -> None:
-    if event == "socket.connect" and isinstance(args[1], tuple):
-        CONNECTS.append(tuple(str(a) for a in args[1][:2]))
-
-
-sys.addaudithook(_record_connects)  # audit hooks cannot be removed: it only appends
 
 
 class Zone(BaseResolver):  # type: ignore[misc]
@@ -115,15 +111,13 @@ async def receiver() -> AsyncIterator[tuple[Routes, int]]:
         yield routes, int(url.rsplit(":", 1)[1])
 
 
+def hook(url: str) -> WebhookConfig:
+    return WebhookConfig(name="hook", url=url, max_attempts=3, backoff=Seconds(0.001))
+
+
 async def send(url: str, dns_port: int, policy: EgressPolicy | None = None) -> list[Any]:
-    config = WebhookConfig(name="hook", url=url, max_attempts=3, backoff=Seconds(0.001))
-    connector: dict[str, Any] = {"resolver": LocalDns(dns_port)}
-    async with guarded_session(policy or EgressPolicy(), **connector) as http:
-        return await deliver(FIRING, config, SendContext(http))
-
-
-def forbidden_connects() -> list[tuple[str, ...]]:
-    return [c for c in CONNECTS if c[0].startswith(("169.254.", "fd00:ec2", "fe80"))]
+    async with guarded_session(policy or EgressPolicy(), resolver=LocalDns(dns_port)) as http:
+        return await deliver(FIRING, hook(url), SendContext(http))
 
 
 @pytest.mark.parametrize(
@@ -136,6 +130,9 @@ def forbidden_connects() -> list[tuple[str, ...]]:
         "http://[fd00:ec2::254]/",
         "http://[fe80::1]:8080/",
         "http://[::ffff:169.254.169.254]/",
+        "http://2852039166/",  # 169.254.169.254 as one number
+        "http://0xa9.0xfe.0xa9.0xfe/",
+        "http://%31%36%39.254.169.254/",
         "http://metadata.google.internal:{port}/computeMetadata/v1/",
     ],
 )
@@ -143,34 +140,72 @@ async def test_link_local_and_metadata_addresses_are_refused_without_a_packet(
     url: str, dns_port: int, receiver: tuple[Routes, int]
 ) -> None:
     routes, port = receiver
-    CONNECTS.clear()
+    started = time.perf_counter()
     [record] = await send(url.format(port=port), dns_port)  # permanent: no retry
     assert record.outcome == "failed"
     assert record.error.startswith("egress refused: ")
     assert "egress.allow" in record.error
-    assert forbidden_connects() == [] and routes.requests == []
+    assert routes.requests == []  # metadata.google.internal points at the receiver
+    assert time.perf_counter() - started < 1  # no connection attempt timing out
 
 
 async def test_a_name_resolving_to_both_uses_only_the_allowed_address(
     dns_port: int, receiver: tuple[Routes, int]
 ) -> None:
+    # The forbidden address comes first: had it been pinned, the one send would have
+    # gone there (timing out) instead of reaching the receiver on 127.0.0.1.
     routes, port = receiver
-    CONNECTS.clear()
     [record] = await send(f"http://mixed.evil.test:{port}/hook", dns_port)
-    assert record.outcome == "delivered"
+    assert record.outcome == "delivered" and record.attempt == 1
     assert [r.path for r in routes.requests] == ["/hook"]
-    assert forbidden_connects() == [] and ("127.0.0.1", str(port)) in CONNECTS
 
 
-async def test_a_redirect_to_a_metadata_address_is_refused(
+async def test_an_international_name_is_resolved_as_the_http_library_sends_it(
+    dns_port: int, receiver: tuple[Routes, int]
+) -> None:
+    # Only the test's DNS server knows the punycode name: a send that got through was
+    # pinned by the guard under the very name the library connects to.
+    routes, port = receiver
+    [record] = await send(f"http://Bücher.evil.test:{port}/hook", dns_port)
+    assert record.outcome == "delivered" and len(routes.requests) == 1
+
+
+async def test_a_refused_connection_moves_the_next_send_to_the_next_address(
     dns_port: int, receiver: tuple[Routes, int]
 ) -> None:
     routes, port = receiver
-    CONNECTS.clear()
+    records = await send(f"http://two.test:{port}/hook", dns_port)
+    assert [(r.outcome, r.error) for r in records] == [
+        ("retrying", "transport: ConnectError"),
+        ("delivered", ""),
+    ]
+    assert len(routes.requests) == 1
+
+
+async def test_a_name_rebound_to_a_metadata_address_is_refused_on_its_next_resolution(
+    dns_port: int, receiver: tuple[Routes, int]
+) -> None:
+    routes, port = receiver
+    ZONE["rebind.evil.test"] = ["127.0.0.1"]
+    try:
+        url = f"http://rebind.evil.test:{port}/hook"
+        async with GuardedClient(EgressPolicy(), resolver=LocalDns(dns_port), dns_ttl=0) as http:
+            [first] = await deliver(FIRING, hook(url), SendContext(http))
+            ZONE["rebind.evil.test"] = ["169.254.169.254"]
+            [second] = await deliver(FIRING, hook(url), SendContext(http))
+    finally:
+        del ZONE["rebind.evil.test"]
+    assert first.outcome == "delivered"
+    assert second.outcome == "failed" and second.error.startswith("egress refused: ")
+    assert len(routes.requests) == 1
+
+
+async def test_redirects_are_not_followed(dns_port: int, receiver: tuple[Routes, int]) -> None:
+    # A followed redirect would reach a host the guard never checked.
+    routes, port = receiver
     [record] = await send(f"http://ok.test:{port}/redirect", dns_port)
-    assert record.outcome == "failed" and record.error.startswith("egress refused")
+    assert record.outcome == "failed" and record.error == "HTTP 302"
     assert [r.path for r in routes.requests] == ["/redirect"]
-    assert forbidden_connects() == []
 
 
 async def test_an_operator_can_allow_a_name(dns_port: int, receiver: tuple[Routes, int]) -> None:
@@ -210,3 +245,24 @@ def test_a_bad_allow_entry_names_file_line_and_field(tmp_path: Path) -> None:
         load_config(path, env={})
     assert (error.value.file, error.value.line, error.value.field) == (str(path), 3, "egress.allow")
     assert "'not a/host'" in error.value.reason
+
+
+async def test_a_name_that_does_not_resolve_is_a_retryable_transport_error(dns_port: int) -> None:
+    records = await send("http://nowhere.evil.test/hook", dns_port)
+    assert [(r.outcome, r.error) for r in records] == [
+        ("retrying", "transport: OSError"),
+        ("retrying", "transport: OSError"),
+        ("failed", "transport: OSError"),
+    ]
+
+
+async def test_the_dns_lookup_counts_against_the_send_timeout() -> None:
+    config = WebhookConfig(name="hook", url="http://ok.test/", timeout=Seconds(0.2), max_attempts=1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # never answers
+        silent.bind(("127.0.0.1", 0))
+        resolver = LocalDns(silent.getsockname()[1])
+        started = time.perf_counter()
+        async with guarded_session(EgressPolicy(), resolver=resolver) as http:
+            records = await deliver(FIRING, config, SendContext(http))
+    assert [(r.outcome, r.error) for r in records] == [("failed", "timeout: TimeoutError")]
+    assert time.perf_counter() - started < 1.5  # the resolver alone would wait 5 s
