@@ -12,6 +12,10 @@ handler works on a batch, its entries are re-claimed now and then (XCLAIM
 JUSTID: idle time reset, delivery count kept), so a slow batch (a notifier
 retrying a failing channel) is not reclaimed and handled twice while its worker
 is alive; once the worker dies, they go idle and are reclaimed as usual.
+
+A consumer with ``submit`` is pipelined: ``read_ahead`` (not FastStream) reads new
+entries one batch ahead, and each batch's transaction goes to ``submit`` instead of
+being awaited, so Redis reads and commits while Python computes the next batch.
 """
 
 from __future__ import annotations
@@ -32,13 +36,18 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from shared import metrics
+from shared.redisclient import raise_if_cancelled
 from shared.settings import Settings
-from shared.streams import Codec, M, Rejected, StreamNames, deadletter_fields
+from shared.streams import Codec, M, Rejected, StreamNames, deadletter_fields, ensure_group
 
 log = logging.getLogger(__name__)
 
 AfterCommit = Callable[[], None]
 Handler = Callable[[list[tuple[bytes, M]], Pipeline], Awaitable[AfterCommit | None]]
+# Sends a batch's transaction, in order after the earlier ones, and calls the
+# after-commit once it committed; returns when the batch before it has settled.
+Submit = Callable[[Pipeline, AfterCommit], Awaitable[None]]
+READ_RETRY_S = 1.0  # between reads while Redis is away
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,7 @@ class Consumer(Generic[M]):
     # Called when a batch the handler queued could not be committed (the transaction
     # failed, or its outcome is unknown): the handler's state may be behind Redis.
     abort: Callable[[], None] | None = None
+    submit: Submit | None = None  # set: pipelined (see the module's docstring)
 
 
 async def _raw_parser(message: Mapping[str, Any], _original: Any) -> RedisBatchStreamMessage:
@@ -102,12 +112,22 @@ class BatchProcessor(Generic[M]):
                 log.warning("dead-lettered %s %s: %s", c.stream, rejected.entry_id, rejected.reason)
                 pipe.xadd(self.names.deadletter, deadletter_fields(c.stream, c.group, rejected))
             pipe.xack(c.stream, c.group, *ids)
-            await pipe.execute()
-        except Exception as exc:
+            if c.submit is None:
+                await pipe.execute()
+        except BaseException as exc:
             metrics.HANDLER_ERRORS.labels(c.stream, c.group, type(exc).__name__).inc()
             if handled and c.abort is not None:
-                c.abort()
+                c.abort()  # its changes are in memory but will never be committed
             raise
+        if c.submit is not None:
+            await c.submit(pipe, lambda: self._committed(ids, bad, after, started))
+        else:
+            self._committed(ids, bad, after, started)
+
+    def _committed(
+        self, ids: list[bytes], bad: list[Rejected], after: AfterCommit | None, started: float
+    ) -> None:
+        c = self.consumer
         if after is not None:
             after()
         metrics.CONSUMED.labels(c.stream, c.group).inc(len(ids))
@@ -115,6 +135,44 @@ class BatchProcessor(Generic[M]):
         metrics.HANDLER_SECONDS.labels(c.stream, c.group).observe(time.perf_counter() - started)
         for rejected in bad:
             metrics.DEAD_LETTERS.labels(c.stream, c.group, rejected.kind).inc()
+
+    async def read_ahead(self, consumer_name: str, count: int, block_ms: int) -> None:
+        """Read new entries and handle them, the next read already running in Redis while
+        this batch is handled (a pipelined consumer's reader, instead of FastStream's)."""
+        c = self.consumer
+
+        async def read() -> Any:
+            streams: Any = {c.stream: ">"}
+            return await self.redis.xreadgroup(
+                c.group, consumer_name, streams, count=count, block=block_ms
+            )
+
+        ahead = asyncio.create_task(read())
+        try:
+            while True:
+                try:
+                    got = await ahead
+                except RedisError as exc:
+                    raise_if_cancelled(exc)
+                    log.warning("%s: cannot read: %s", c.stream, exc)
+                    await asyncio.sleep(READ_RETRY_S)
+                    await self._recreate_group(exc)
+                    ahead = asyncio.create_task(read())
+                    continue
+                ahead = asyncio.create_task(read())
+                for _, entries in got or ():
+                    try:
+                        await self([i for i, _ in entries], [f for _, f in entries])
+                    except Exception:  # as FastStream does: logged, the batch stays pending
+                        log.exception("%s: a batch failed; it stays pending", c.stream)
+        finally:
+            ahead.cancel()
+
+    async def _recreate_group(self, exc: RedisError) -> None:
+        """Redis came back without its data: start the group again at the stream's start."""
+        if "NOGROUP" in str(exc):
+            with contextlib.suppress(RedisError):
+                await ensure_group(self.redis, self.consumer.stream, self.consumer.group)
 
     @contextlib.asynccontextmanager
     async def _held(self, ids: list[bytes]) -> AsyncIterator[None]:
@@ -172,7 +230,8 @@ class BatchProcessor(Generic[M]):
 def attach(
     broker: RedisBroker, redis: Redis, settings: Settings, names: StreamNames, consumer: Consumer[M]
 ) -> BatchProcessor[M]:
-    """Register the reading and the reclaiming subscriber of ``consumer`` on ``broker``."""
+    """Register the reading and the reclaiming subscriber of ``consumer`` on ``broker``;
+    a pipelined consumer's reading is the returned processor's ``read_ahead``."""
     # Re-claim well within the reclaimers' idle time, so they never take a batch in hand.
     holder = (settings.consumer_name, settings.reclaim_idle_ms / 1000 / 4)
     process = BatchProcessor(redis, names, consumer, settings.max_deliveries, holder)
@@ -199,10 +258,11 @@ def attach(
         raw = message.raw_message
         await process(raw["message_ids"], raw["data"], reclaimed=True)
 
-    broker.subscriber(
-        stream=StreamSub(consumer.stream, polling_interval=settings.block_ms, **common),
-        **options,
-    )(on_batch)
+    if consumer.submit is None:
+        broker.subscriber(
+            stream=StreamSub(consumer.stream, polling_interval=settings.block_ms, **common),
+            **options,
+        )(on_batch)
     broker.subscriber(
         stream=StreamSub(
             consumer.stream,
