@@ -68,8 +68,7 @@ class Touched:
         self.changed: dict[str, SeriesState] = {}
 
     def get(self, key: str) -> SeriesState | None:
-        state = self.changed.get(key)
-        if state is None and (state := self.states.get(key)) is not None:
+        if (state := self.states.get(key)) is not None:
             self.changed[key] = state
         return state
 
