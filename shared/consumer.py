@@ -14,8 +14,9 @@ retrying a failing channel) is not reclaimed and handled twice while its worker
 is alive; once the worker dies, they go idle and are reclaimed as usual.
 
 A consumer with ``submit`` is pipelined: ``read_ahead`` (not FastStream) reads new
-entries one batch ahead, and each batch's transaction goes to ``submit`` instead of
-being awaited, so Redis reads and commits while Python computes the next batch.
+entries one batch ahead, and each batch's transaction goes to ``submit``, which commits
+the transactions in order; the reader does not wait for its batch's commit, only for the
+one before, so Redis reads and commits while Python computes the next batch.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ log = logging.getLogger(__name__)
 AfterCommit = Callable[[], None]
 Handler = Callable[[list[tuple[bytes, M]], Pipeline], Awaitable[AfterCommit | None]]
 # Sends a batch's transaction, in order after the earlier ones, and calls the
-# after-commit once it committed; returns when the batch before it has settled.
-Submit = Callable[[Pipeline, AfterCommit], Awaitable[None]]
+# after-commit once it committed; returns, once the batch before it has settled, the
+# task that commits this one.
+Submit = Callable[[Pipeline, AfterCommit], Awaitable["asyncio.Task[None]"]]
 READ_RETRY_S = 1.0  # between reads while Redis is away
 
 # XACK of a whole batch with its ids as one argument: redis-py packs every argument in
@@ -151,8 +153,15 @@ class BatchProcessor(Generic[M]):
         self._holding: set[asyncio.Task[None]] = set()  # referenced until they end
 
     async def __call__(
-        self, ids: list[bytes], entries: list[dict[bytes, bytes]], reclaimed: bool = False
+        self,
+        ids: list[bytes],
+        entries: list[dict[bytes, bytes]],
+        reclaimed: bool = False,
+        *,
+        ahead: bool = False,
     ) -> None:
+        """Handle one batch and commit it; with ``ahead`` (``read_ahead``, a pipelined
+        consumer) return before it committed, once the batch before it has."""
         c = self.consumer
         started = time.perf_counter()
         good, bad = c.codec.decode(ids, entries)
@@ -176,10 +185,16 @@ class BatchProcessor(Generic[M]):
             if handled and c.abort is not None:
                 c.abort()  # its changes are in memory but will never be committed
             raise
-        if c.submit is not None:
-            await c.submit(pipe, lambda: self._committed(ids, bad, after, started))
-        else:
+        if c.submit is None:
             self._committed(ids, bad, after, started)
+            return
+        committing = await c.submit(pipe, lambda: self._committed(ids, bad, after, started))
+        if not ahead:
+            try:
+                await committing
+            except Exception as exc:
+                metrics.HANDLER_ERRORS.labels(c.stream, c.group, type(exc).__name__).inc()
+                raise
 
     def _committed(
         self, ids: list[bytes], bad: list[Rejected], after: AfterCommit | None, started: float
@@ -220,7 +235,7 @@ class BatchProcessor(Generic[M]):
                 ahead = asyncio.create_task(read())
                 for ids, entries in got:
                     try:
-                        await self(ids, entries)
+                        await self(ids, entries, ahead=True)
                     except Exception:  # as FastStream does: logged, the batch stays pending
                         log.exception("%s: a batch failed; it stays pending", c.stream)
         finally:

@@ -105,3 +105,17 @@ async def test_reading_ahead_recreates_a_group_lost_with_redis_data(
 
 async def _any_alert(redis: Redis, names: StreamNames) -> bool:
     return int(await redis.xlen(names.alerts)) > 0
+
+
+async def test_a_batch_handled_directly_is_committed_when_the_call_returns(
+    redis: Redis, names: StreamNames
+) -> None:
+    evaluator = Evaluator(config(DISK), redis, names)
+    consumer = evaluator.consumers()[1]
+    await ensure_group(redis, names.metrics, consumer.group)
+    entry = await redis.xadd(names.metrics, encode(sample(95)))
+    [[_, got]] = await redis.xreadgroup(consumer.group, "c", {names.metrics: ">"})
+    await BatchProcessor(redis, names, consumer, 5)([entry], [f for _, f in got])
+    (alert,) = await alerts(redis, names)  # no wait: the call returned after the commit
+    assert alert.value == 95
+    assert await drained(redis, names.metrics, consumer.group)

@@ -218,16 +218,18 @@ class Evaluator:
         self._stale = True
         self._idle.set()
 
-    async def submit(self, pipe: Pipeline, after: AfterCommit | None) -> None:
+    async def submit(self, pipe: Pipeline, after: AfterCommit | None) -> asyncio.Task[None]:
         """Send the open batch's transaction once every earlier one has committed, and
-        let the next batch be computed meanwhile; returns once the previous transaction
-        has settled, so at most one runs while one more is computed."""
+        let the next batch be computed meanwhile; returns the task committing it, once
+        the previous transaction has settled (so at most one runs while one more is
+        computed)."""
         previous = self._tail
-        self._tail = asyncio.create_task(self._commit_after(previous, pipe, after))
-        self._tail.add_done_callback(_log_failure)
+        committing = self._tail = asyncio.create_task(self._commit_after(previous, pipe, after))
+        committing.add_done_callback(_log_failure)
         self._idle.set()
         if previous is not None:
             await asyncio.wait([previous])  # its failure is its own batch's (logged there)
+        return committing
 
     async def _commit_after(
         self, previous: asyncio.Task[None] | None, pipe: Pipeline, after: AfterCommit | None

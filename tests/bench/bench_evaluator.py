@@ -86,14 +86,14 @@ async def run(env: BenchEnv) -> list[Row]:
             await pipe.execute()
         committed, finished = [0], asyncio.Event()
 
-        async def submit(pipe: Pipeline, after: AfterCommit) -> None:
+        async def submit(pipe: Pipeline, after: AfterCommit) -> asyncio.Task[None]:
             def counted() -> None:  # the measured loop ends with the last commit
                 after()
                 committed[0] += 1
                 if committed[0] * BATCH >= total:
                     finished.set()
 
-            await evaluator.submit(pipe, counted)
+            return await evaluator.submit(pipe, counted)
 
         counting = dataclasses.replace(consumer, submit=submit)
         process = BatchProcessor(redis, names, counting, 5)
