@@ -22,6 +22,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from math import isfinite
 from typing import Any
 
 import msgspec
@@ -336,12 +337,17 @@ class Evaluator:
         view = Touched(self.states)
         ignored: Counter[str] = Counter()
         emitted: Counter[str] = Counter()
+        partitioned, tenants = self.partitions > 1, self.tenants
+        # The usual observation is on time and finite: problem() only for the others.
+        oldest, newest = wall - MAX_PAST_S, wall + MAX_FUTURE_S
         for obs in observations:
-            if not self.owns(obs.tenant):
+            if partitioned and not self.owns(obs.tenant):
                 continue
-            if self.tenants and obs.tenant not in self.tenants:
+            if tenants and obs.tenant not in tenants:
                 ignored["unknown tenant"] += 1
-            elif reason := problem(obs, wall, MAX_FUTURE_S, MAX_PAST_S):
+            elif not (oldest <= obs.at <= newest and isfinite(obs.value)) and (
+                reason := problem(obs, wall, MAX_FUTURE_S, MAX_PAST_S)
+            ):
                 ignored[reason] += 1
             else:
                 for alert in self.engine.observe(view, obs):
