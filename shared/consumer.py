@@ -12,6 +12,11 @@ handler works on a batch, its entries are re-claimed now and then (XCLAIM
 JUSTID: idle time reset, delivery count kept), so a slow batch (a notifier
 retrying a failing channel) is not reclaimed and handled twice while its worker
 is alive; once the worker dies, they go idle and are reclaimed as usual.
+
+A consumer with ``submit`` is pipelined: ``read_ahead`` (not FastStream) reads new
+entries one batch ahead, and each batch's transaction goes to ``submit``, which commits
+the transactions in order; the reader does not wait for its batch's commit, only for the
+one before, so Redis reads and commits while Python computes the next batch.
 """
 
 from __future__ import annotations
@@ -32,13 +37,41 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from shared import metrics
+from shared.redisclient import raise_if_cancelled
 from shared.settings import Settings
-from shared.streams import Codec, M, Rejected, StreamNames, deadletter_fields
+from shared.streams import Codec, M, Rejected, StreamNames, deadletter_fields, ensure_group
 
 log = logging.getLogger(__name__)
 
 AfterCommit = Callable[[], None]
 Handler = Callable[[list[tuple[bytes, M]], Pipeline], Awaitable[AfterCommit | None]]
+# Sends a batch's transaction, in order after the earlier ones, and calls the
+# after-commit once it committed; returns, once the batch before it has settled, the
+# task that commits this one.
+Submit = Callable[[Pipeline, AfterCommit], Awaitable["asyncio.Task[None]"]]
+READ_RETRY_S = 1.0  # between reads while Redis is away
+
+# XACK of a whole batch with its ids as one argument: redis-py packs every argument in
+# Python (~0.65 µs an id, as much as evaluating an observation), Lua splits them in C.
+_XACK_PACKED = """
+local ids, n, acked = {}, 0, 0
+for id in string.gmatch(ARGV[2], '%S+') do
+  n = n + 1
+  ids[n] = id
+  if n == 1000 then  -- unpack() is bounded by Lua's C stack
+    acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids, 1, n))
+    n = 0
+  end
+end
+if n > 0 then acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids, 1, n)) end
+return acked
+"""
+
+
+def xack_packed(pipe: Pipeline, stream: str, group: str, ids: list[bytes]) -> None:
+    """Queue ``XACK stream group *ids`` as one script call; EVAL, not EVALSHA: inside
+    MULTI a NOSCRIPT could not be retried, and Redis caches the compiled script."""
+    pipe.eval(_XACK_PACKED, 1, stream, group, b" ".join(ids))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +85,42 @@ class Consumer(Generic[M]):
     # Called when a batch the handler queued could not be committed (the transaction
     # failed, or its outcome is unknown): the handler's state may be behind Redis.
     abort: Callable[[], None] | None = None
+    submit: Submit | None = None  # set: pipelined (see the module's docstring)
+
+
+def _lean_reads(redis: Redis) -> Redis:
+    """A client on the same connections whose XREADGROUP replies are ``[(ids, fields)]``
+    per stream: redis-py's own reply (tuples, then dicts pair by pair) cost more than
+    decoding the entries. A cluster client keeps its usual replies."""
+    if type(redis) is not Redis:
+        return _UsualReads(redis)  # type: ignore[return-value]
+    lean = Redis(connection_pool=redis.connection_pool)
+    lean.set_response_callback("XREADGROUP", _lean_reply)
+    return lean
+
+
+def _lean_reply(response: Any, **_options: Any) -> list[tuple[list[bytes], list[Any]]]:
+    # RESP3 answers a map {stream: entries}, RESP2 a list of [stream, entries].
+    per_stream = response.values() if isinstance(response, dict) else (s for _, s in response or ())
+    return [([e[0] for e in entries], [_fields(e[1]) for e in entries]) for entries in per_stream]
+
+
+def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
+    if flat is not None and len(flat) == 2:
+        return {flat[0]: flat[1]}  # the usual entry: one field
+    it = iter(flat or ())
+    return dict(zip(it, it, strict=True))
+
+
+class _UsualReads:
+    """redis-py's usual XREADGROUP reply, shaped as ``_lean_reply``'s."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def xreadgroup(self, *args: Any, **kwargs: Any) -> Any:
+        got: Any = await self.redis.xreadgroup(*args, **kwargs)
+        return [([i for i, _ in es], [f or {} for _, f in es]) for _, es in got or ()]
 
 
 async def _raw_parser(message: Mapping[str, Any], _original: Any) -> RedisBatchStreamMessage:
@@ -84,8 +153,15 @@ class BatchProcessor(Generic[M]):
         self._holding: set[asyncio.Task[None]] = set()  # referenced until they end
 
     async def __call__(
-        self, ids: list[bytes], entries: list[dict[bytes, bytes]], reclaimed: bool = False
+        self,
+        ids: list[bytes],
+        entries: list[dict[bytes, bytes]],
+        reclaimed: bool = False,
+        *,
+        ahead: bool = False,
     ) -> None:
+        """Handle one batch and commit it; with ``ahead`` (``read_ahead``, a pipelined
+        consumer) return before it committed, once the batch before it has."""
         c = self.consumer
         started = time.perf_counter()
         good, bad = c.codec.decode(ids, entries)
@@ -101,13 +177,29 @@ class BatchProcessor(Generic[M]):
             for rejected in bad:
                 log.warning("dead-lettered %s %s: %s", c.stream, rejected.entry_id, rejected.reason)
                 pipe.xadd(self.names.deadletter, deadletter_fields(c.stream, c.group, rejected))
-            pipe.xack(c.stream, c.group, *ids)
-            await pipe.execute()
-        except Exception as exc:
+            xack_packed(pipe, c.stream, c.group, ids)
+            if c.submit is None:
+                await pipe.execute()
+        except BaseException as exc:
             metrics.HANDLER_ERRORS.labels(c.stream, c.group, type(exc).__name__).inc()
             if handled and c.abort is not None:
-                c.abort()
+                c.abort()  # its changes are in memory but will never be committed
             raise
+        if c.submit is None:
+            self._committed(ids, bad, after, started)
+            return
+        committing = await c.submit(pipe, lambda: self._committed(ids, bad, after, started))
+        if not ahead:
+            try:
+                await committing
+            except Exception as exc:
+                metrics.HANDLER_ERRORS.labels(c.stream, c.group, type(exc).__name__).inc()
+                raise
+
+    def _committed(
+        self, ids: list[bytes], bad: list[Rejected], after: AfterCommit | None, started: float
+    ) -> None:
+        c = self.consumer
         if after is not None:
             after()
         metrics.CONSUMED.labels(c.stream, c.group).inc(len(ids))
@@ -115,6 +207,45 @@ class BatchProcessor(Generic[M]):
         metrics.HANDLER_SECONDS.labels(c.stream, c.group).observe(time.perf_counter() - started)
         for rejected in bad:
             metrics.DEAD_LETTERS.labels(c.stream, c.group, rejected.kind).inc()
+
+    async def read_ahead(self, consumer_name: str, count: int, block_ms: int) -> None:
+        """Read new entries and handle them, the next read already running in Redis while
+        this batch is handled (a pipelined consumer's reader, instead of FastStream's)."""
+        c = self.consumer
+        reader = _lean_reads(self.redis)
+
+        async def read() -> Any:
+            streams: Any = {c.stream: ">"}
+            return await reader.xreadgroup(
+                c.group, consumer_name, streams, count=count, block=block_ms
+            )
+
+        ahead = asyncio.create_task(read())
+        try:
+            while True:
+                try:
+                    got = await ahead
+                except RedisError as exc:
+                    raise_if_cancelled(exc)
+                    log.warning("%s: cannot read: %s", c.stream, exc)
+                    await asyncio.sleep(READ_RETRY_S)
+                    await self._recreate_group(exc)
+                    ahead = asyncio.create_task(read())
+                    continue
+                ahead = asyncio.create_task(read())
+                for ids, entries in got:
+                    try:
+                        await self(ids, entries, ahead=True)
+                    except Exception:  # as FastStream does: logged, the batch stays pending
+                        log.exception("%s: a batch failed; it stays pending", c.stream)
+        finally:
+            ahead.cancel()
+
+    async def _recreate_group(self, exc: RedisError) -> None:
+        """Redis came back without its data: start the group again at the stream's start."""
+        if "NOGROUP" in str(exc):
+            with contextlib.suppress(RedisError):
+                await ensure_group(self.redis, self.consumer.stream, self.consumer.group)
 
     @contextlib.asynccontextmanager
     async def _held(self, ids: list[bytes]) -> AsyncIterator[None]:
@@ -172,7 +303,8 @@ class BatchProcessor(Generic[M]):
 def attach(
     broker: RedisBroker, redis: Redis, settings: Settings, names: StreamNames, consumer: Consumer[M]
 ) -> BatchProcessor[M]:
-    """Register the reading and the reclaiming subscriber of ``consumer`` on ``broker``."""
+    """Register the reading and the reclaiming subscriber of ``consumer`` on ``broker``;
+    a pipelined consumer's reading is the returned processor's ``read_ahead``."""
     # Re-claim well within the reclaimers' idle time, so they never take a batch in hand.
     holder = (settings.consumer_name, settings.reclaim_idle_ms / 1000 / 4)
     process = BatchProcessor(redis, names, consumer, settings.max_deliveries, holder)
@@ -199,10 +331,11 @@ def attach(
         raw = message.raw_message
         await process(raw["message_ids"], raw["data"], reclaimed=True)
 
-    broker.subscriber(
-        stream=StreamSub(consumer.stream, polling_interval=settings.block_ms, **common),
-        **options,
-    )(on_batch)
+    if consumer.submit is None:
+        broker.subscriber(
+            stream=StreamSub(consumer.stream, polling_interval=settings.block_ms, **common),
+            **options,
+        )(on_batch)
     broker.subscriber(
         stream=StreamSub(
             consumer.stream,

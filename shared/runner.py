@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
@@ -89,6 +90,7 @@ async def run(
         )
         await evaluator.load()
         consumers += evaluator.consumers()
+        closers.append(evaluator.settle)
         loops.append(evaluator.tick_forever)
         follower = evaluator_live.Follower(evaluator)  # rules etc. changed through the API
         await follower.refresh()
@@ -139,7 +141,10 @@ async def run(
         loops.append(lambda: serve_console(settings, config, redis, names))
     for consumer in consumers:
         await ensure_group(redis, consumer.stream, consumer.group)
-        attach(broker, redis, settings, names, consumer)
+        process = attach(broker, redis, settings, names, consumer)
+        if consumer.submit is not None:  # pipelined: reads ahead itself
+            read = partial(process.read_ahead, settings.consumer_name, settings.batch_size)
+            loops.append(partial(read, settings.block_ms))
     if consumers:
         loops.append(lambda: sample_lag(settings.redis_url, consumers))
         loops.append(lambda: revive_subscribers(redis, broker))

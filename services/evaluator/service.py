@@ -1,9 +1,13 @@
 """Evaluator stream adapter: results and metrics in, alert events out, state in Redis.
 
-Each batch works on copies of the series states it touches (``StateView``); the copies
-are checkpointed in a Redis hash inside the transaction that publishes the batch's alert
-events and acknowledges it, and replace the in-memory states only after that commits.
-So a failed batch leaves no trace, and a restart neither re-fires nor forgets a timer.
+Each batch changes the series states it touches in place; they are checkpointed in a
+Redis hash inside the transaction that publishes the batch's alert events and
+acknowledges it. Transactions commit in the order their batches were evaluated (one
+chain, ``submit``), and once one fails every later one is dropped and the next batch
+starts from the checkpoint again: so memory never runs ahead of Redis for long, a
+failed batch leaves no trace, and a restart neither re-fires nor forgets a timer.
+While one batch's transaction runs in Redis the next batch is computed (pipelining:
+Python and Redis each busy at once instead of taking turns).
 
 Scale-out: with ``partitions`` > 1 each process reads both streams in its own consumer
 group and keeps only the tenants whose hash falls in its partition (tenant, so that
@@ -18,6 +22,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from math import isfinite
 from typing import Any
 
 import msgspec
@@ -56,8 +61,24 @@ def build_engine(config: Config) -> Engine:
     return Engine(config.all_rules, config.threshold_overrides, config.muting)
 
 
+class Touched:
+    """The states one batch touches, changed in place; ``changed`` is its checkpoint."""
+
+    def __init__(self, states: dict[str, SeriesState]) -> None:
+        self.states = states
+        self.changed: dict[str, SeriesState] = {}
+
+    def get(self, key: str) -> SeriesState | None:
+        if (state := self.states.get(key)) is not None:
+            self.changed[key] = state
+        return state
+
+    def __setitem__(self, key: str, state: SeriesState) -> None:
+        self.states[key] = self.changed[key] = state
+
+
 class StateView:
-    """The states one batch changes: copied from the committed ones on first touch."""
+    """The states a tick changes: copied from the committed ones on first touch."""
 
     def __init__(self, committed: Mapping[str, SeriesState]) -> None:
         self.committed = committed
@@ -103,11 +124,13 @@ class Evaluator:
         self.budget_key = names.key("evaluator:slo_budget")  # shared: keys never collide
         self.states: dict[str, SeriesState] = {}
         self._mine: dict[str, bool] = {}
-        # One batch or tick at a time, from copying states to committing them; else a
-        # tick and a batch could both copy a series and the later commit would undo the
-        # earlier one (a re-fire). Set: nobody is between copy and commit.
+        # One batch or tick at a time from changing states to handing its transaction
+        # over (``submit``) or committing it; else two could interleave their changes and
+        # commits (a re-fire). Set: nobody is in between.
         self._idle = asyncio.Event()
         self._idle.set()
+        self._entered = 0  # counts _enter(): which evaluation holds _idle
+        self._tail: asyncio.Task[None] | None = None  # the last transaction submitted
         self.stall_s = STALL_S
         self._stale = False  # a commit failed: reload the checkpoint before the next batch
         self._codecs = (
@@ -139,34 +162,49 @@ class Evaluator:
     ) -> list[Consumer[CheckResult] | Consumer[MetricSample] | Consumer[ApplicationError]]:
         return [
             Consumer(
-                self.names.results, self.group, self._codecs[0], self.handle_results, self.abort
+                self.names.results,
+                self.group,
+                self._codecs[0],
+                self.handle_results,
+                self.abort,
+                self.submit,
             ),
             Consumer(
-                self.names.metrics, self.group, self._codecs[1], self.handle_metrics, self.abort
+                self.names.metrics,
+                self.group,
+                self._codecs[1],
+                self.handle_metrics,
+                self.abort,
+                self.submit,
             ),
             Consumer(
-                self.names.errors, self.group, self._codecs[2], self.handle_errors, self.abort
+                self.names.errors,
+                self.group,
+                self._codecs[2],
+                self.handle_errors,
+                self.abort,
+                self.submit,
             ),
         ]
 
     async def handle_results(
         self, items: list[tuple[bytes, CheckResult]], pipe: Pipeline
     ) -> AfterCommit:
-        await self._enter()
+        await self._enter(drain=False)
         self._count_unknown_fields(pipe, self._codecs[0])
         return self.evaluate((o for _, r in items for o in from_result(r)), pipe, time.time())
 
     async def handle_metrics(
         self, items: list[tuple[bytes, MetricSample]], pipe: Pipeline
     ) -> AfterCommit:
-        await self._enter()
+        await self._enter(drain=False)
         self._count_unknown_fields(pipe, self._codecs[1])
         return self.evaluate((from_sample(s) for _, s in items), pipe, time.time())
 
     async def handle_errors(
         self, items: list[tuple[bytes, ApplicationError]], pipe: Pipeline
     ) -> AfterCommit:
-        await self._enter()
+        await self._enter(drain=False)
         self._count_unknown_fields(pipe, self._codecs[2])
         return self.evaluate((from_error(e) for _, e in items), pipe, time.time())
 
@@ -175,13 +213,54 @@ class Evaluator:
             pipe.hincrby(self.ignored_key, UNKNOWN_FIELDS, count)
 
     def abort(self) -> None:
-        """A batch's transaction failed (Redis went away): it may or may not have run, so
-        the next batch starts from the checkpoint; its entries stay pending and come back."""
+        """A batch's transaction failed (Redis went away) or was never sent: it may or may
+        not have run, so the next batch starts from the checkpoint; its entries stay
+        pending and come back."""
         self._stale = True
         self._idle.set()
 
-    async def _enter(self) -> None:
-        """Wait until no batch or tick is between copying and committing states."""
+    async def submit(self, pipe: Pipeline, after: AfterCommit | None) -> asyncio.Task[None]:
+        """Send the open batch's transaction once every earlier one has committed, and
+        let the next batch be computed meanwhile; returns the task committing it, once
+        the previous transaction has settled (so at most one runs while one more is
+        computed)."""
+        previous = self._tail
+        committing = self._tail = asyncio.create_task(self._commit_after(previous, pipe, after))
+        committing.add_done_callback(_log_failure)
+        self._idle.set()
+        if previous is not None:
+            await asyncio.wait([previous])  # its failure is its own batch's (logged there)
+        return committing
+
+    async def _commit_after(
+        self, previous: asyncio.Task[None] | None, pipe: Pipeline, after: AfterCommit | None
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+                if previous.cancelled() or previous.exception() is not None:
+                    raise Dropped("an earlier batch's transaction failed")
+            await pipe.execute()
+        except BaseException:
+            self._stale = True  # memory is ahead of the checkpoint: reload it
+            raise
+        if after is not None:
+            after()
+
+    async def settle(self) -> None:
+        """Wait for the transactions in flight (on stop: commit what was computed)."""
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait until every submitted transaction has settled (committed or failed)."""
+        if (tail := self._tail) is not None:
+            await asyncio.wait([tail])
+            if self._tail is tail:
+                self._tail = None
+
+    async def _enter(self, *, drain: bool = True) -> None:
+        """Wait until no batch or tick is between changing states and handing its
+        transaction over; with ``drain`` (or to reload) also until all have committed."""
         while not self._idle.is_set():
             try:
                 await asyncio.wait_for(self._idle.wait(), self.stall_s)
@@ -192,6 +271,13 @@ class Evaluator:
                 self._stale = True
                 self._idle.set()
         self._idle.clear()
+        self._entered += 1
+        if drain or self._stale:
+            try:
+                await self._drain()  # a later failure may still mark the state stale
+            except BaseException:
+                self._idle.set()
+                raise
         if self._stale:
             try:
                 await self.load()
@@ -227,15 +313,41 @@ class Evaluator:
         """Queue the checkpoint and the ignore counts on ``pipe``; the alert events too,
         or on ``publish`` when they live in another cluster slot than the state."""
         out = pipe if publish is None else publish
-        view = StateView(self.states)
+        entered = self._entered
+        try:
+            ignored, emitted = self._evaluate(observations, pipe, wall, out)
+        except BaseException:
+            self._stale = True  # half of the batch is in memory: reload before the next
+            self._idle.set()
+            raise
+        for reason, count in ignored.items():
+            log.debug("evaluator ignored %d observations: %s", count, reason)
+            pipe.hincrby(self.ignored_key, reason, count)
+
+        def commit() -> None:
+            if self._entered == entered:  # else submit() handed _idle over already
+                self._idle.set()
+            _count(emitted)
+
+        return commit
+
+    def _evaluate(
+        self, observations: Iterable[Observation], pipe: Pipeline, wall: float, out: Pipeline
+    ) -> tuple[Counter[str], Counter[str]]:
+        view = Touched(self.states)
         ignored: Counter[str] = Counter()
         emitted: Counter[str] = Counter()
+        partitioned, tenants = self.partitions > 1, self.tenants
+        # The usual observation is on time and finite: problem() only for the others.
+        oldest, newest = wall - MAX_PAST_S, wall + MAX_FUTURE_S
         for obs in observations:
-            if not self.owns(obs.tenant):
+            if partitioned and not self.owns(obs.tenant):
                 continue
-            if self.tenants and obs.tenant not in self.tenants:
+            if tenants and obs.tenant not in tenants:
                 ignored["unknown tenant"] += 1
-            elif reason := problem(obs, wall, MAX_FUTURE_S, MAX_PAST_S):
+            elif not (oldest <= obs.at <= newest and isfinite(obs.value)) and (
+                reason := problem(obs, wall, MAX_FUTURE_S, MAX_PAST_S)
+            ):
                 ignored[reason] += 1
             else:
                 for alert in self.engine.observe(view, obs):
@@ -244,16 +356,7 @@ class Evaluator:
                     caused = msgspec.structs.replace(alert, correlation_id=obs.event_id)
                     out.xadd(self.names.alerts, encode(caused))
         self._checkpoint(pipe, view.changed, out)
-        for reason, count in ignored.items():
-            log.debug("evaluator ignored %d observations: %s", count, reason)
-            pipe.hincrby(self.ignored_key, reason, count)
-
-        def commit() -> None:
-            self.states.update(view.changed)
-            self._idle.set()
-            _count(emitted)
-
-        return commit
+        return ignored, emitted
 
     def _checkpoint(
         self, pipe: Pipeline, changed: Mapping[str, SeriesState], out: Pipeline
@@ -320,6 +423,15 @@ class Evaluator:
         """How many observations were ignored, by reason."""
         raw: dict[bytes, bytes] = await self.redis.hgetall(self.ignored_key)  # type: ignore[misc,assignment]
         return {k.decode(): int(v) for k, v in raw.items()}
+
+
+class Dropped(Exception):
+    """A transaction not sent: it was computed on top of one that did not commit."""
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("evaluator: a batch was not committed (%s); reloading the checkpoint", exc)
 
 
 def _readable(key: str) -> str:

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from services.evaluator.service import Evaluator
 from shared.config import Config, Tenant
+from shared.consumer import xack_packed
 from shared.streams import StreamNames
 from tests.bench.bench_evaluator import BATCH, TENANTS, _entries
 
@@ -40,7 +41,7 @@ async def one_pass(config: Config, entries: list[dict[bytes, bytes]]) -> None:
         assert not bad
         pipe = redis.pipeline(transaction=True)
         after = await consumer.handle(good, pipe)
-        pipe.xack(consumer.stream, consumer.group, *ids)
+        xack_packed(pipe, consumer.stream, consumer.group, ids)
         if after is not None:
             after()
 
