@@ -293,23 +293,43 @@ async def _insert_new(conn: AsyncConnection[Any], table: Table, items: Sequence[
     return [i for i, (sid, _) in enumerate(items) if sid.decode() in inserted]
 
 
+class _Redelivered(Exception):
+    """The fast path's COPY hit the key: part of the batch is there already."""
+
+
 async def _commit(
     conn: AsyncConnection[Any], table: Table, items: Sequence[Item], stamps: Sequence[float]
 ) -> int:
     """One lane's rows in one transaction, with what new rows imply; returns how many were new."""
-    async with conn.transaction():
-        try:
-            # Fast path: COPY straight into the table. A redelivered batch hits the
-            # unique key, the savepoint rolls the COPY back and the slow path runs.
-            async with conn.transaction():
+    try:
+        # Fast path: COPY straight into the table. No savepoint (two round trips a
+        # batch): a redelivered batch rolls the whole transaction back, which held
+        # nothing else yet, and the slow path runs in a new one.
+        async with conn.transaction():
+            try:
                 await _copy(conn, table, table.name, items)
-            new: Sequence[int] = range(len(items))
-        except psycopg.errors.UniqueViolation:
-            new = await _insert_new(conn, table, items)
-        if new and table.rolled_up:
-            await rollups.mark(conn, {int(stamps[i] // 3600) for i in new})
-        if new and table.on_new is not None:
-            await table.on_new(conn, [items[i][1] for i in new])
+            except psycopg.errors.UniqueViolation as exc:
+                raise _Redelivered from exc
+            return await _effects(conn, table, items, stamps, range(len(items)))
+    except _Redelivered:
+        pass
+    async with conn.transaction():
+        new = await _insert_new(conn, table, items)
+        return await _effects(conn, table, items, stamps, new)
+
+
+async def _effects(
+    conn: AsyncConnection[Any],
+    table: Table,
+    items: Sequence[Item],
+    stamps: Sequence[float],
+    new: Sequence[int],
+) -> int:
+    """What the new rows (positions in ``items``) imply; returns how many there are."""
+    if new and table.rolled_up:
+        await rollups.mark(conn, {int(stamps[i] // 3600) for i in new})
+    if new and table.on_new is not None:
+        await table.on_new(conn, [items[i][1] for i in new])
     return len(new)
 
 
