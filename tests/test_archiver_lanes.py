@@ -66,7 +66,9 @@ async def test_a_lane_lost_mid_batch_is_retried_and_every_row_lands_once(
     await writer(batch(0, 4), redis.pipeline())
     assert len(writer.conns) == 2
     with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute("select pg_terminate_backend(%s)", (writer.conns[1].info.backend_pid,))
+        # With a timeout it returns once the backend is gone, not just signalled.
+        pid = writer.conns[1].info.backend_pid
+        admin.execute("select pg_terminate_backend(%s, 5000)", (pid,))
     new, duplicate = archived_rows("new"), archived_rows("duplicate")
     # Lane 0 commits its half, lane 1 finds its server gone: the whole batch comes again.
     await writer(batch(4, 10), redis.pipeline())

@@ -72,7 +72,7 @@ class Writer:
         self.retry_cap_s = min(RETRY_CAP_S, hold.every_s) if hold else RETRY_CAP_S
         self.conns: list[AsyncConnection[Any]] = []
         self.known_days: set[date] = set()  # partitions known to exist
-        self.lock = asyncio.Lock()  # the reader and the reclaimer share one connection
+        self.lock = asyncio.Lock()  # the reader and the reclaimer share the connections
 
     async def __call__(self, items: list[tuple[bytes, Any]], _pipe: Pipeline) -> None:
         async with self.lock:
