@@ -85,10 +85,10 @@ class Writer:
                 if not self.conns or any(conn.closed for conn in self.conns):
                     await self.close()
                     self.known_days.clear()
-                    for _ in range(lanes(self.table)):
-                        self.conns.append(
-                            await AsyncConnection.connect(self.database_url, options=LOCK_TIMEOUT)
-                        )
+                while len(self.conns) < lanes(self.table, len(items)):
+                    self.conns.append(
+                        await AsyncConnection.connect(self.database_url, options=LOCK_TIMEOUT)
+                    )
                 started = time.perf_counter()
                 outcome = await write(
                     self.conns,

@@ -195,13 +195,16 @@ TABLES: dict[type[Message], Table] = {
 
 # Concurrent COPY lanes per batch: two put both cores of the reference machine to work
 # (+20-40 % rows/s when it is otherwise quiet, nothing when it is saturated); a third
-# gained nothing there.
+# gained nothing there. Below ~1,000 rows a lane, its round trips eat the gain.
 LANES = 2
+MIN_LANE_ROWS = 1_000
 
 
-def lanes(table: Table) -> int:
-    """How many connections a batch of ``table`` is written over."""
-    return 1 if table.on_new is not None else LANES
+def lanes(table: Table, rows: int) -> int:
+    """How many connections a batch of ``rows`` rows of ``table`` is written over."""
+    if table.on_new is not None:
+        return 1
+    return max(1, min(LANES, rows // MIN_LANE_ROWS))
 
 
 @dataclass(slots=True)
@@ -344,8 +347,8 @@ async def write(
     retention_days: int,
     known_days: set[date] | None = None,
 ) -> Outcome:
-    """Write one batch, over the lanes ``conn`` gives if the table allows (``on_new``
-    effects are ordered: one transaction). ``known_days`` caches partitions that exist."""
+    """Write one batch, over as many of the connections ``conn`` gives as ``lanes``
+    allows. ``known_days`` caches partitions that exist."""
     conns = [conn] if isinstance(conn, AsyncConnection) else list(conn)
     fresh, stamps = _fresh(table, items, today, retention_days)
     outcome = Outcome(expired=len(items) - len(fresh))
@@ -357,7 +360,7 @@ async def write(
         # Its own short transaction: partition DDL should not wait on the batch.
         async with conns[0].transaction():
             await partitions.ensure(conns[0], table.name, missing)
-    conns = conns[: lanes(table)]
+    conns = conns[: lanes(table, len(fresh))]
     size = -(-len(fresh) // len(conns))
     # Every lane ends (commits or rolls back) before an error is raised: the caller
     # may then close and reopen the connections.
