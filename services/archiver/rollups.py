@@ -110,10 +110,9 @@ ON CONFLICT (tenant, service, check_name, day) DO UPDATE SET
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
-async def mark(conn: AsyncConnection[Any], results: list[Any]) -> None:
-    """Note the hours of newly archived results (in the caller's transaction, so the
-    note commits with the rows); ``refresh`` rolls them up."""
-    hours = {int(r.observed_at.timestamp() // 3600) for r in results}
+async def mark(conn: AsyncConnection[Any], hours: Iterable[int]) -> None:
+    """Note the hours (since the epoch) of newly archived results, in the caller's
+    transaction so that the note commits with the rows; ``refresh`` rolls them up."""
     await conn.execute(
         "INSERT INTO check_rollups_pending (hour) SELECT unnest(%s::timestamptz[])",
         ([datetime.fromtimestamp(h * 3600, UTC) for h in sorted(hours)],),

@@ -27,7 +27,7 @@ from schemas import AlertEvent, CheckResult, DeliveryRecord, Message, MetricSamp
 from services.archiver import lifecycle, retention, rollups, sqlite, trim
 from services.archiver.embedded import Embedded, EmbeddedWriter
 from services.archiver.settings import DATED, ArchiveConfig
-from services.archiver.store import TABLES, observe, write
+from services.archiver.store import TABLES, lanes, observe, write
 from shared.consumer import Consumer
 from shared.streams import Codec, StreamNames
 
@@ -46,7 +46,7 @@ def utcnow() -> datetime:
 
 
 class Writer:
-    """One PostgreSQL connection for one table, reopened after any failure.
+    """PostgreSQL connections for one table (a lane each), reopened after any failure.
 
     During an outage the batch stays pending in Redis. So that reclaimers (of
     other archiver processes too) do not count it as a failed delivery again and
@@ -70,9 +70,9 @@ class Writer:
         )
         self.hold = hold
         self.retry_cap_s = min(RETRY_CAP_S, hold.every_s) if hold else RETRY_CAP_S
-        self.conn: AsyncConnection[Any] | None = None
+        self.conns: list[AsyncConnection[Any]] = []
         self.known_days: set[date] = set()  # partitions known to exist
-        self.lock = asyncio.Lock()  # the reader and the reclaimer share one connection
+        self.lock = asyncio.Lock()  # the reader and the reclaimer share the connections
 
     async def __call__(self, items: list[tuple[bytes, Any]], _pipe: Pipeline) -> None:
         async with self.lock:
@@ -82,14 +82,16 @@ class Writer:
         delay = 0.2
         while True:
             try:
-                if self.conn is None or self.conn.closed:
+                if not self.conns or any(conn.closed for conn in self.conns):
+                    await self.close()
                     self.known_days.clear()
-                    self.conn = await AsyncConnection.connect(
-                        self.database_url, options=LOCK_TIMEOUT
+                while len(self.conns) < lanes(self.table, len(items)):
+                    self.conns.append(
+                        await AsyncConnection.connect(self.database_url, options=LOCK_TIMEOUT)
                     )
                 started = time.perf_counter()
                 outcome = await write(
-                    self.conn,
+                    self.conns,
                     self.table,
                     items,
                     today=self.clock().date(),
@@ -113,9 +115,9 @@ class Writer:
                 delay = min(self.retry_cap_s, delay * 2)
 
     async def close(self) -> None:
-        if self.conn is not None:
-            await self.conn.close()
-            self.conn = None
+        conns, self.conns = self.conns, []
+        for conn in conns:
+            await conn.close()
 
 
 class Hold:
