@@ -149,6 +149,7 @@ class Router:
         tail = await self._delivered()  # where new entries start, for the idle wait
         try:
             while (read := await self.read(start)) is not None:
+                raise_if_cancelled()
                 for stream, entries in read.items():
                     if entries:
                         await self.ack(stream, entries, await self.route(stream, entries))
