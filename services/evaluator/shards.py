@@ -29,13 +29,13 @@ import math
 import time
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, ResponseError, WatchError
+from redis.exceptions import RedisError, WatchError
 
 from schemas import AlertEvent, ApplicationError, CheckResult, Message, MetricSample
 from services.evaluator.live import Follower, retired
@@ -75,6 +75,36 @@ local read = redis.call(unpack(args))
 if not read then return {1} end
 return {1, read}
 """
+# Append one batch's entries to a shard stream under their public ids (KEYS[1]: the shard
+# stream, KEYS[2]: its owner's cursors; ARGV: per entry its field count, id, fields).
+# A refused id was routed before, unless the shard holds neither it nor its owner's
+# cursor past it: then the entry came out of order and goes in under a new id, late
+# rather than lost. Returns how many went in late.
+_ROUTE = """
+local function above(a, b)
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am > bm or (am == bm and as > bs)
+end
+local cursor = redis.call('HGET', KEYS[2], KEYS[1]) or '0-0'
+local late, i = 0, 1
+while i <= #ARGV do
+  local n, id = tonumber(ARGV[i]), ARGV[i + 1]
+  local fields = {}
+  for j = i + 2, i + 1 + n do fields[#fields + 1] = ARGV[j] end
+  local added = redis.pcall('XADD', KEYS[1], id, unpack(fields))
+  if type(added) == 'table' and added.err then
+    if not string.find(added.err, 'equal or smaller') then return redis.error_reply(added.err) end
+    if #redis.call('XRANGE', KEYS[1], id, id) == 0 and above(id, cursor) then
+      redis.call('XADD', KEYS[1], '*', unpack(fields))
+      late = late + 1
+    end
+  end
+  i = i + 2 + n
+end
+return late
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -95,16 +125,6 @@ class _Routing(msgspec.Struct):
 
 _ROUTING = msgspec.json.Decoder(_Routing)
 Entry = tuple[bytes, dict[bytes, bytes] | None]
-
-
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """One public entry bound for a shard stream, under the public entry's own id."""
-
-    shard: int
-    stream: str
-    entry_id: bytes
-    fields: dict[bytes, bytes]
 
 
 class Router:
@@ -199,17 +219,17 @@ class Router:
         return read
 
     async def route(self, stream: str, entries: list[Entry]) -> list[Rejected]:
-        """Copy entries to their shard streams, fields as they are, under their own ids;
-        returns those to dead-letter (with the acknowledgement, ``ack``)."""
+        """Copy entries to their shard streams, fields as they are, under their own ids
+        (one script call per shard); returns those to dead-letter (with ``ack``)."""
         o, kind = self.owner, self.kinds[stream]
-        routed, bad = self._sort(kind, entries)
+        by_shard, bad = self._sort(kind, entries)
         pipe = o.redis.pipeline(transaction=False)
-        for r in routed:
-            pipe.xadd(r.stream, r.fields, id=r.entry_id)  # type: ignore[arg-type]
-        replies = await pipe.execute(raise_on_error=False)
-        refused = [r for r, reply in zip(routed, replies, strict=True) if _refused(reply)]
-        if refused:
-            await self._settle(refused)
+        for shard, args in by_shard.items():
+            keys = (o.names.shard(shard, kind), o.names.shard(shard, "evaluator:cursor"))
+            pipe.eval(_ROUTE, 2, *keys, *args)
+        late = sum(int(n) for n in await pipe.execute())
+        if late:
+            log.warning("evaluator router: %d entries came out of order, routed late", late)
         return bad
 
     async def ack(self, stream: str, entries: list[Entry], bad: list[Rejected]) -> None:
@@ -223,9 +243,11 @@ class Router:
         for rejected in bad:
             metrics.DEAD_LETTERS.labels(stream, ROUTER_GROUP, rejected.kind).inc()
 
-    def _sort(self, kind: str, entries: list[Entry]) -> tuple[list[Routed], list[Rejected]]:
-        o = self.owner
-        routed: list[Routed] = []
+    def _sort(
+        self, kind: str, entries: list[Entry]
+    ) -> tuple[dict[int, list[bytes]], list[Rejected]]:
+        """The ``_ROUTE`` arguments of each shard, and the entries to dead-letter."""
+        by_shard: dict[int, list[bytes]] = {}
         bad: list[Rejected] = []
         for entry_id, fields in entries:
             body = fields.get(DATA) if fields else None
@@ -238,30 +260,9 @@ class Router:
             except msgspec.DecodeError as exc:
                 bad.append(Rejected(entry_id, fields, f"{kind}: {exc}"))
                 continue
-            shard = shard_of(tenant, o.shards)
-            routed.append(Routed(shard, o.names.shard(shard, kind), entry_id, fields))
-        return routed, bad
-
-    async def _settle(self, refused: list[Routed]) -> None:
-        """An id refused by its shard stream was routed before, unless the shard holds
-        neither it nor its owner's cursor past it: then the entry came out of order and
-        goes in under a new id, late rather than lost."""
-        o = self.owner
-        look = o.redis.pipeline(transaction=False)
-        for r in refused:
-            look.xrange(r.stream, r.entry_id, r.entry_id, count=1)
-            look.hget(o.names.shard(r.shard, "evaluator:cursor"), r.stream)
-        found = await look.execute()
-        late = o.redis.pipeline(transaction=False)
-        lost = 0
-        for i, r in enumerate(refused):
-            present, cursor = found[2 * i], found[2 * i + 1]
-            if not present and _id(r.entry_id) > _id(cursor or b"0-0"):
-                late.xadd(r.stream, r.fields)  # type: ignore[arg-type]
-                lost += 1
-        if lost:
-            log.warning("evaluator router: %d entries out of order, routed late", lost)
-            await late.execute()
+            args = by_shard.setdefault(shard_of(tenant, self.owner.shards), [])
+            args += (b"%d" % (2 * len(fields)), entry_id, *chain.from_iterable(fields.items()))
+        return by_shard, bad
 
 
 class ShardWorker:
@@ -488,23 +489,6 @@ def _by_stream(read: Any) -> Iterable[tuple[str, list[tuple[bytes, dict[bytes, b
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     """A script's reply of an entry's fields, ``[k1, v1, k2, v2, ...]``, as a dict."""
     return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _id(entry_id: bytes) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms), int(seq or 0)
-
-
-def _refused(reply: object) -> bool:
-    """True for XADD's refusal of an id not above the stream's last one; other errors
-    are raised."""
-    if isinstance(reply, ResponseError):
-        if "equal or smaller" in str(reply):
-            return True
-        raise reply
-    if isinstance(reply, Exception):
-        raise reply
-    return False
 
 
 def _observations(messages: Iterable[Message]) -> Iterable[Observation]:
