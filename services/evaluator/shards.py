@@ -4,7 +4,8 @@ With ``VIGIL_EVALUATOR_SHARDS`` = P > 1, the public streams stay the contract:
 producers keep writing ``{prefix}:results`` / ``metrics`` / ``errors``. A router (one
 evaluator process at a time, under a lease) copies each observation to one of P shard
 streams, chosen by a stable hash of its tenant (inhibition works within a tenant, so a
-tenant's series stay together), in stream order.
+tenant's series stay together), in stream order, each under its public entry id
+(idempotent routing, see ``Router``).
 
 Each shard is owned by one process at a time through a lease (``SET NX PX``, renewed
 each read). Only the owner reads the shard, from the entry id in the shard's cursor;
@@ -136,7 +137,7 @@ class Router:
 
     Routing is idempotent: an entry goes to its shard stream under its public id, which
     Redis refuses if it is not above the shard stream's last id (also after a trim). A
-    refusal is checked against the shard (``_settle``), so a crash between routing and
+    refusal is checked against the shard (``_ROUTE``), so a crash between routing and
     the acknowledgement neither doubles nor loses an observation.
     """
 
