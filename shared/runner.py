@@ -62,6 +62,8 @@ async def run(
             "VIGIL_EVALUATOR_SHARDS must be 1 or more, and is not combined with"
             " VIGIL_EVALUATOR_PARTITIONS (shards replace partitions)"
         )
+    if settings.evaluator_lease_ms < 100:  # a read waits a quarter of it; 0 would block for ever
+        raise SettingsError("VIGIL_EVALUATOR_LEASE_MS must be at least 100")
     names = StreamNames(settings.stream_prefix)
     redis = await connected(settings.redis_url)
     # FastStream's per-batch and per-task lines go to a logger of ours (see BROKER_LOGGER).
@@ -76,6 +78,7 @@ async def run(
             names,
             settings.evaluator_shards,
             settings.consumer_name,
+            lease_ms=settings.evaluator_lease_ms,
             batch_size=settings.batch_size,
             block_ms=settings.block_ms,
         )

@@ -58,6 +58,7 @@ class Settings:
     console_host: str = "127.0.0.1"
     console_port: int | None = 8080  # the console's API and dashboard; None: not served
     evaluator_shards: int = 1  # > 1: observations routed to this many leased stream shards
+    evaluator_lease_ms: int = 10_000  # a dead shard owner's or router's shards wait this long
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +90,7 @@ class Settings:
                     t.strip() for t in env.get("VIGIL_PROBE_TIERS", "").split(",") if t.strip()
                 ),
                 evaluator_shards=int(env.get("VIGIL_EVALUATOR_SHARDS", "1")),
+                evaluator_lease_ms=int(env.get("VIGIL_EVALUATOR_LEASE_MS", "10000")),
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc
