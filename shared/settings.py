@@ -58,6 +58,7 @@ class Settings:
     console_host: str = "127.0.0.1"
     console_port: int | None = 8080  # the console's API and dashboard; None: not served
     evaluator_shards: int = 1  # > 1: observations routed to this many leased stream shards
+    archiver_batch_size: int = 5000  # entries per read of the results and metrics streams
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +90,7 @@ class Settings:
                     t.strip() for t in env.get("VIGIL_PROBE_TIERS", "").split(",") if t.strip()
                 ),
                 evaluator_shards=int(env.get("VIGIL_EVALUATOR_SHARDS", "1")),
+                archiver_batch_size=int(env.get("VIGIL_ARCHIVER_BATCH_SIZE", "5000")),
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc
