@@ -13,7 +13,6 @@ import logging
 
 from redis.asyncio.client import Pipeline
 
-from shared import metrics
 from shared.consumer import AfterCommit
 
 log = logging.getLogger(__name__)
@@ -22,8 +21,8 @@ log = logging.getLogger(__name__)
 class InOrder:
     """One stream's chain of acknowledgement transactions."""
 
-    def __init__(self, stream: str, group: str) -> None:
-        self.stream, self.group = stream, group
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
         self._tail: asyncio.Task[None] | None = None  # the last transaction submitted
 
     async def submit(self, pipe: Pipeline, after: AfterCommit) -> asyncio.Task[None]:
@@ -52,6 +51,6 @@ class InOrder:
             await asyncio.wait([tail])
 
     def _log_failure(self, task: asyncio.Task[None]) -> None:
+        # Logged only: a batch handled without ``ahead`` also counts it in its metrics.
         if not task.cancelled() and (exc := task.exception()) is not None:
-            metrics.HANDLER_ERRORS.labels(self.stream, self.group, type(exc).__name__).inc()
             log.warning("%s: a batch was written but not acknowledged: %s", self.stream, exc)

@@ -182,7 +182,7 @@ class Archiver:
         then read one batch ahead (None: as the other streams, not ahead)."""
         self.database_url, self.names, self.redis, self.clock = database_url, names, redis, clock
         self.batch_size = batch_size
-        self.acks = {s: InOrder(s, GROUP) for s in (names.results, names.metrics)}
+        self.acks = {s: InOrder(s) for s in (names.results, names.metrics)}
         self.archive = archive or ArchiveConfig()
         self.days = {t: self.archive.days(t, retention_days) for t in DATED}
         streams = {
