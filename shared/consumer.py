@@ -86,6 +86,7 @@ class Consumer(Generic[M]):
     # failed, or its outcome is unknown): the handler's state may be behind Redis.
     abort: Callable[[], None] | None = None
     submit: Submit | None = None  # set: pipelined (see the module's docstring)
+    batch_size: int | None = None  # entries per read; None: the process's VIGIL_BATCH_SIZE
 
 
 def _lean_reads(redis: Redis) -> Redis:
@@ -232,6 +233,7 @@ class BatchProcessor(Generic[M]):
                     await self._recreate_group(exc)
                     ahead = asyncio.create_task(read())
                     continue
+                raise_if_cancelled()  # a stop redis-py swallowed while the read waited
                 ahead = asyncio.create_task(read())
                 for ids, entries in got:
                     try:
@@ -315,7 +317,7 @@ def attach(
         "group": consumer.group,
         "consumer": settings.consumer_name,
         "batch": True,
-        "max_records": settings.batch_size,
+        "max_records": consumer.batch_size or settings.batch_size,
     }
     options: dict[str, Any] = {
         "parser": _raw_parser,

@@ -124,6 +124,7 @@ async def run(
             redis=redis,
             consumer_name=settings.consumer_name,
             reclaim_idle_ms=settings.reclaim_idle_ms,
+            batch_size=settings.archiver_batch_size,
         )
         consumers += archiver.consumers()
         loops.append(archiver.housekeep_forever)
@@ -146,7 +147,8 @@ async def run(
         await ensure_group(redis, consumer.stream, consumer.group)
         process = attach(broker, redis, settings, names, consumer)
         if consumer.submit is not None:  # pipelined: reads ahead itself
-            read = partial(process.read_ahead, settings.consumer_name, settings.batch_size)
+            count = consumer.batch_size or settings.batch_size
+            read = partial(process.read_ahead, settings.consumer_name, count)
             loops.append(partial(read, settings.block_ms))
     if consumers:
         loops.append(lambda: sample_lag(settings.redis_url, consumers))

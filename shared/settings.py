@@ -59,6 +59,7 @@ class Settings:
     console_port: int | None = 8080  # the console's API and dashboard; None: not served
     evaluator_shards: int = 1  # > 1: observations routed to this many leased stream shards
     evaluator_lease_ms: int = 10_000  # a dead shard owner's or router's shards wait this long
+    archiver_batch_size: int = 5000  # entries per read of the results and metrics streams
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +92,7 @@ class Settings:
                 ),
                 evaluator_shards=int(env.get("VIGIL_EVALUATOR_SHARDS", "1")),
                 evaluator_lease_ms=int(env.get("VIGIL_EVALUATOR_LEASE_MS", "10000")),
+                archiver_batch_size=int(env.get("VIGIL_ARCHIVER_BATCH_SIZE", "5000")),
             )
         except ValueError as exc:
             raise SettingsError(f"numeric setting is not a number: {exc}") from exc

@@ -105,7 +105,7 @@ async def test_holding_a_pending_batch_resets_its_idle_time_not_its_delivery_cou
     redis: Redis, names: StreamNames
 ) -> None:
     await ensure_group(redis, names.results, GROUP)
-    entry = await redis.xadd(names.results, encode(result(1, datetime.now(UTC))))
+    await redis.xadd(names.results, encode(result(1, datetime.now(UTC))))
     await redis.xreadgroup(GROUP, "reader", {names.results: ">"})
 
     async def idle_ms() -> int:
@@ -113,7 +113,7 @@ async def test_holding_a_pending_batch_resets_its_idle_time_not_its_delivery_cou
         return int(p["time_since_delivered"])
 
     await wait_until(lambda: idle_at_least(idle_ms, 50), what="the entry to age")
-    await Hold(redis, names.results, "reader", 0.1).keep([entry])
+    await Hold(redis, names.results, "reader", 0.1).keep()
     [p] = await redis.xpending_range(names.results, GROUP, "-", "+", 1)
     assert p["times_delivered"] == 1
     assert p["time_since_delivered"] < 50

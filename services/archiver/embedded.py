@@ -25,7 +25,7 @@ RETRY_CAP_S = 5.0
 
 
 class Keeper(Protocol):
-    async def keep(self, ids: list[bytes]) -> None: ...
+    async def keep(self) -> None: ...
 
 
 class Embedded:
@@ -92,7 +92,7 @@ class EmbeddedWriter:
             except sqlite3.OperationalError as exc:
                 log.warning("%s: SQLite busy (%s); retrying in %.1fs", self.table.name, exc, delay)
                 if self.hold is not None:
-                    await self.hold.keep([entry_id for entry_id, _ in items])
+                    await self.hold.keep()  # this consumer's whole hand
                 await asyncio.sleep(delay)
                 delay = min(RETRY_CAP_S, delay * 2)
                 continue

@@ -10,10 +10,12 @@ a rollup loop folds newly archived hours into the hourly and daily rollups.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -25,6 +27,7 @@ from redis.exceptions import RedisError
 
 from schemas import AlertEvent, CheckResult, DeliveryRecord, Message, MetricSample
 from services.archiver import lifecycle, retention, rollups, sqlite, trim
+from services.archiver.commits import InOrder
 from services.archiver.embedded import Embedded, EmbeddedWriter
 from services.archiver.settings import DATED, ArchiveConfig
 from services.archiver.store import TABLES, lanes, observe, write
@@ -39,6 +42,9 @@ RETRY_CAP_S = 5.0
 LOCK_TIMEOUT = "-c lock_timeout=5000"
 Clock = Callable[[], datetime]
 ROLLUP_BUSY_FACTOR = 10
+# A consumer's hand: a few batches (in the write, read ahead, reclaimed) at most.
+HAND_MAX = 100_000
+CLAIM_CHUNK = 5_000
 
 
 def utcnow() -> datetime:
@@ -51,7 +57,8 @@ class Writer:
     During an outage the batch stays pending in Redis. So that reclaimers (of
     other archiver processes too) do not count it as a failed delivery again and
     again and finally dead-letter it, the writer keeps re-claiming it with XCLAIM
-    JUSTID, which resets its idle time without incrementing its delivery count.
+    JUSTID, which resets its idle time without incrementing its delivery count; and
+    with it every other entry in this consumer's hand (the batch read ahead).
     """
 
     def __init__(
@@ -75,8 +82,21 @@ class Writer:
         self.lock = asyncio.Lock()  # the reader and the reclaimer share the connections
 
     async def __call__(self, items: list[tuple[bytes, Any]], _pipe: Pipeline) -> None:
-        async with self.lock:
+        async with self.lock, self._holding():
             await self._write(items)
+
+    @contextlib.asynccontextmanager
+    async def _holding(self) -> AsyncIterator[None]:
+        """Keep this consumer's hand fresh while a write takes long (an outage, a slow
+        PostgreSQL): the batch read ahead waits on it and must not be reclaimed."""
+        if self.hold is None:
+            yield
+            return
+        task = asyncio.create_task(self.hold.keep_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
 
     async def _write(self, items: list[tuple[bytes, Any]]) -> None:
         delay = 0.2
@@ -109,8 +129,6 @@ class Writer:
                     delay,
                 )
                 await self.close()
-                if self.hold is not None:
-                    await self.hold.keep([entry_id for entry_id, _ in items])
                 await asyncio.sleep(delay)
                 delay = min(self.retry_cap_s, delay * 2)
 
@@ -121,15 +139,27 @@ class Writer:
 
 
 class Hold:
-    """Keeps a stream's pending entries fresh while they wait for PostgreSQL."""
+    """Keeps a consumer's pending entries on a stream fresh while they wait for PostgreSQL."""
 
     def __init__(self, redis: Redis, stream: str, consumer: str, every_s: float) -> None:
         self.redis, self.stream, self.consumer, self.every_s = redis, stream, consumer, every_s
 
-    async def keep(self, ids: list[bytes]) -> None:
-        claim: list[Any] = list(ids)
+    async def keep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            await self.keep()
+
+    async def keep(self) -> None:
+        """Reset the idle time of every entry pending to this consumer (its hand: the
+        batch being written, the one read ahead, a reclaimed one)."""
         try:
-            await self.redis.xclaim(self.stream, GROUP, self.consumer, 0, claim, justid=True)
+            pending = await self.redis.xpending_range(
+                self.stream, GROUP, "-", "+", HAND_MAX, consumername=self.consumer
+            )
+            claim: list[Any] = [p["message_id"] for p in pending]
+            for i in range(0, len(claim), CLAIM_CHUNK):
+                chunk = claim[i : i + CLAIM_CHUNK]
+                await self.redis.xclaim(self.stream, GROUP, self.consumer, 0, chunk, justid=True)
         except RedisError as exc:
             log.warning("%s: cannot refresh pending entries: %s", self.stream, exc)
 
@@ -146,8 +176,13 @@ class Archiver:
         clock: Clock = utcnow,
         consumer_name: str = "archiver",
         reclaim_idle_ms: int = 60_000,
+        batch_size: int | None = None,
     ) -> None:
+        """``batch_size``: entries per read of the results and metrics streams, which are
+        then read one batch ahead (None: as the other streams, not ahead)."""
         self.database_url, self.names, self.redis, self.clock = database_url, names, redis, clock
+        self.batch_size = batch_size
+        self.acks = {s: InOrder(s) for s in (names.results, names.metrics)}
         self.archive = archive or ArchiveConfig()
         self.days = {t: self.archive.days(t, retention_days) for t in DATED}
         streams = {
@@ -172,11 +207,19 @@ class Archiver:
     def consumers(self) -> list[Consumer[Any]]:
         n, w = self.names, self.writers
         return [
-            Consumer(n.results, GROUP, Codec(CheckResult), w[CheckResult]),
-            Consumer(n.metrics, GROUP, Codec(MetricSample), w[MetricSample]),
+            self._bulk(Consumer(n.results, GROUP, Codec(CheckResult), w[CheckResult])),
+            self._bulk(Consumer(n.metrics, GROUP, Codec(MetricSample), w[MetricSample])),
             Consumer(n.alerts, GROUP, Codec(AlertEvent), w[AlertEvent]),
             Consumer(n.deliveries, GROUP, Codec(DeliveryRecord), w[DeliveryRecord]),
         ]
+
+    def _bulk(self, consumer: Consumer[Any]) -> Consumer[Any]:
+        """The high-volume streams: large batches, read ahead, acknowledged in order.
+        Large enough batches are split over the store's COPY lanes."""
+        if self.batch_size is None:
+            return consumer
+        ack = self.acks[consumer.stream].submit
+        return dataclasses.replace(consumer, submit=ack, batch_size=self.batch_size)
 
     @property
     def streams(self) -> list[str]:
@@ -241,5 +284,7 @@ class Archiver:
             await asyncio.sleep(max(self.archive.rollup_every, ROLLUP_BUSY_FACTOR * took))
 
     async def close(self) -> None:
+        for ack in self.acks.values():
+            await ack.settle()  # written batches get acknowledged before the clients go
         for writer in self.writers.values():
             await writer.close()

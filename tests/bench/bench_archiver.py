@@ -1,17 +1,29 @@
-"""Archiver: rows/s into the partitioned, indexed history, then rolled up, the time to
-drop one day of history, and uptime queries over 30 days of rollups."""
+"""Archiver: rows/s into the partitioned, indexed history (the write path alone, then the
+service end to end from the stream), then rolled up, the time to drop one day of history,
+and uptime queries over 30 days of rollups."""
 
 from __future__ import annotations
 
+import asyncio
+import cProfile
+import io
+import pstats
 import statistics
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection
+from redis.asyncio import Redis
 
 from schemas import CheckResult
 from services.archiver import histogram, partitions, queries, rollups
+from services.archiver.service import GROUP
 from services.archiver.store import LANES, RESULTS, write
+from shared.config import Config
+from shared.runner import run as run_services
+from shared.settings import Settings
+from shared.streams import StreamNames, encode
 from tests.bench.framework import BenchEnv, Row
 
 BATCH = 5_000
@@ -24,21 +36,7 @@ async def _ingest(env: BenchEnv) -> list[Row]:
     # Entry ids as Redis makes them (milliseconds-sequence): they grow in text order too,
     # so the key's index is appended to, as in production. ("1-0" … "200000-0" did not.)
     first_ms = int(base.timestamp() * 1000)
-    items = [
-        (
-            f"{first_ms + i * 10}-0".encode(),
-            CheckResult(
-                tenant="acme",
-                service=f"svc{i % checks // 50}",
-                check=f"c{i % checks}",
-                tier="core",
-                status="healthy" if i % 17 else "unhealthy",
-                latency_ms=float(i % 500),
-                observed_at=base + timedelta(milliseconds=i * 10),
-            ),
-        )
-        for i in range(total)
-    ]
+    items = [(f"{first_ms + i * 10}-0".encode(), _result(i, checks, base)) for i in range(total)]
     conns = [await AsyncConnection.connect(env.database_url) for _ in range(LANES)]
     try:
         known: set = set()
@@ -78,6 +76,76 @@ async def _ingest(env: BenchEnv) -> list[Row]:
             note=f"{hours} hours, {total:,} rows, one refresh",
         ),
     ]
+
+
+def _result(i: int, checks: int, base: datetime) -> CheckResult:
+    return CheckResult(
+        tenant="acme",
+        service=f"svc{i % checks // 50}",
+        check=f"c{i % checks}",
+        tier="core",
+        status="healthy" if i % 17 else "unhealthy",
+        latency_ms=float(i % 500),
+        observed_at=base + timedelta(milliseconds=i * 10),
+    )
+
+
+async def end_to_end(
+    redis_url: str,
+    database_url: str,
+    total: int,
+    batch_size: int | None = None,
+    profile: cProfile.Profile | None = None,
+) -> tuple[float, float, int]:
+    """Entries XADDed to the results stream first, then the archiver service (the runner,
+    as ``vigil run archiver`` starts it, default settings) drains them into the table.
+    Returns rows/s and this process's CPU µs per row, from the first read to the last
+    acknowledgement (which follows its commit), and the batch size the service read."""
+    names = StreamNames(f"bench{uuid.uuid4().hex[:8]}")
+    base, checks = NOW - timedelta(minutes=30), 1_000
+    redis = Redis.from_url(redis_url)
+    for start in range(0, total, 5_000):
+        pipe = redis.pipeline(transaction=False)
+        for i in range(start, min(total, start + 5_000)):
+            pipe.xadd(names.results, encode(_result(i, checks, base)))  # type: ignore[arg-type]
+        await pipe.execute()
+    env = {
+        "VIGIL_REDIS_URL": redis_url,
+        "VIGIL_DATABASE_URL": database_url,
+        "VIGIL_STREAM_PREFIX": names.prefix,
+        "VIGIL_OPS_PORT": "off",
+        "VIGIL_CONSOLE_PORT": "off",
+    }
+    if batch_size is not None:
+        env["VIGIL_ARCHIVER_BATCH_SIZE"] = str(batch_size)
+    settings = Settings.from_env(env)
+    stop = asyncio.Event()
+    service = asyncio.create_task(run_services(settings, Config(), ["archiver"], stop))
+    try:
+        await _poll(redis, names.results, lambda g: g["entries-read"] or g["pending"])
+        started, cpu = time.perf_counter(), time.process_time()
+        if profile:
+            profile.enable()
+        await _poll(redis, names.results, lambda g: g["entries-read"] == total and not g["pending"])
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if profile:
+            profile.disable()
+    finally:
+        stop.set()
+        await service
+        await redis.delete(names.results)
+        await redis.aclose()
+    return total / elapsed, cpu / total * 1e6, settings.archiver_batch_size
+
+
+async def _poll(redis: Redis, stream: str, done: object) -> None:
+    """Until ``done`` holds for the archiver's group on ``stream``; 5 ms apart."""
+    while True:
+        groups = await redis.xinfo_groups(stream)
+        group = next((g for g in groups if g["name"] == GROUP.encode()), None)
+        if group is not None and done(group):  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.005)
 
 
 async def _prune(env: BenchEnv) -> Row:
@@ -149,5 +217,23 @@ def _p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=20)[-1] if len(samples) > 1 else samples[0]
 
 
+async def _service(env: BenchEnv) -> Row:
+    total = env.size(200_000, 5_000)
+    rate, cpu_us, batch = await end_to_end(env.redis_url, env.database_url, total)
+    profile = cProfile.Profile()
+    await end_to_end(env.redis_url, env.database_url, total // 4, profile=profile)
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(12)
+    print(out.getvalue())
+    return Row(
+        "archiver service end to end: stream -> table",
+        rate,
+        "rows/s",
+        goal=100_000,
+        note=f"{total:,} check results in the stream first, the service as run (batches of "
+        f"{batch:,}, read ahead), first read to last ack; {cpu_us:.1f} µs CPU/row in-process",
+    )
+
+
 async def run(env: BenchEnv) -> list[Row]:
-    return [*await _ingest(env), await _prune(env), *await _uptime(env)]
+    return [*await _ingest(env), await _service(env), await _prune(env), *await _uptime(env)]
