@@ -207,6 +207,16 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
         active = holds(op, value, threshold)
         return Verdict(active, value, threshold, self.describe, excess(op, value, threshold))
 
+    def holds_at(self, state: SeriesState, now: float, threshold: float) -> bool:
+        """Whether ``verdict`` would find the condition holding (False without data),
+        without building the verdict: the engine's shortcut for a quiet series."""
+        value = self.value(state, now)
+        if value is None or not math.isfinite(value):
+            return False
+        if self.op == "above":
+            return value > threshold
+        return holds(self.op, value, threshold)
+
     def describe(self, verdict: Verdict) -> str:
         unit = f" {self.unit}" if self.unit else ""
         subject = self.subject or f"{self.aggregate} {self.source}"
