@@ -27,6 +27,7 @@ class States(Protocol):
 
 
 SEP = "\x1f"
+_NO_LABELS: dict[str, str] = {}  # shared by every unlabelled series, never mutated
 Holds = Callable[[SeriesState, float, float], bool]  # (state, now, threshold)
 
 
@@ -55,13 +56,15 @@ class Engine:
     ) -> None:
         self.rules = {r.name: r for r in rules}
         self.slo_rules = {r.name: r for r in rules if isinstance(r, SloRule)}
-        self.by_source: dict[str, list[tuple[AnyRule, bool, Holds | None]]] = {}
+        self.by_source: dict[str, list[tuple[AnyRule, bool, Holds | None, bool]]] = {}
         for rule in rules:
             # A rule type that can say whether its condition holds without building a
             # verdict lets a quiet series skip the verdict (most observations).
             holds = rule.holds_at if isinstance(rule, ThresholdRule) else None
+            # A threshold rule without `by` labels its series with the check, if any.
+            byless = isinstance(rule, ThresholdRule) and not rule.by
             for source in rule.sources():
-                entry = (rule, rule.match.everything, holds)
+                entry = (rule, rule.match.everything, holds, byless)
                 self.by_source.setdefault(source, []).append(entry)
         # overrides: tenant -> rule name -> threshold
         self.overrides = {(t, r): v for t, m in (overrides or {}).items() for r, v in m.items()}
@@ -88,10 +91,12 @@ class Engine:
             return ()  # most metrics feed no rule: cost nothing more
         out: list[AlertEvent] | None = None
         tenant, service, at, overrides = obs.tenant, obs.service, obs.at, self.overrides
-        for rule, everything, holds in rules:
+        for rule, everything, holds, byless in rules:
             if not everything and not rule.match.matches(obs):
                 continue
-            labels = rule.series_labels(obs)
+            # _NO_LABELS: what series_labels() would say, without the call
+            plain = byless and "check" not in obs.labels
+            labels = _NO_LABELS if plain else rule.series_labels(obs)
             if labels:
                 key = series_key(rule.name, tenant, service, labels)
             else:  # series_key's common case, inlined: this runs per rule per observation
