@@ -1,13 +1,13 @@
 """The pure rule engine: (series states, observation or tick, now) -> alert events.
 
 No I/O, no clock, no environment: the stream adapter passes everything in. For speed
-the engine mutates the series states it is given in place; the adapter hands it
-copies (``StateView``) and commits them only once the events are in Redis.
+the engine mutates the series states it is given in place; the adapter says which to
+checkpoint (``touched``), or hands it copies (``StateView``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -16,7 +16,7 @@ from services.evaluator.alerting import advance, event, finish
 from services.evaluator.muting import Muting
 from services.evaluator.observation import Observation
 from services.evaluator.rulebase import SeriesState, Verdict
-from services.evaluator.rules import AnyRule, SloRule
+from services.evaluator.rules import AnyRule, SloRule, ThresholdRule
 
 
 class States(Protocol):
@@ -27,6 +27,8 @@ class States(Protocol):
 
 
 SEP = "\x1f"
+_NO_LABELS: dict[str, str] = {}  # shared by every unlabelled series, never mutated
+Holds = Callable[[SeriesState, float, float], bool]  # (state, now, threshold)
 
 
 def series_key(rule: str, tenant: str, service: str, labels: Mapping[str, str]) -> str:
@@ -54,10 +56,16 @@ class Engine:
     ) -> None:
         self.rules = {r.name: r for r in rules}
         self.slo_rules = {r.name: r for r in rules if isinstance(r, SloRule)}
-        self.by_source: dict[str, list[tuple[AnyRule, bool]]] = {}
+        self.by_source: dict[str, list[tuple[AnyRule, bool, Holds | None, bool]]] = {}
         for rule in rules:
+            # A rule type that can say whether its condition holds without building a
+            # verdict lets a quiet series skip the verdict (most observations).
+            holds = rule.holds_at if isinstance(rule, ThresholdRule) else None
+            # A threshold rule without `by` labels its series with the check, if any.
+            byless = isinstance(rule, ThresholdRule) and not rule.by
             for source in rule.sources():
-                self.by_source.setdefault(source, []).append((rule, rule.match.everything))
+                entry = (rule, rule.match.everything, holds, byless)
+                self.by_source.setdefault(source, []).append(entry)
         # overrides: tenant -> rule name -> threshold
         self.overrides = {(t, r): v for t, m in (overrides or {}).items() for r, v in m.items()}
         self.muting = muting or Muting()
@@ -69,20 +77,26 @@ class Engine:
             fingerprint(k): self._alert_labels(s) for k, s in states.items() if s.firing_since
         }
 
-    def observe(self, states: States, obs: Observation) -> Sequence[AlertEvent]:
+    def observe(
+        self, states: States, obs: Observation, touched: dict[str, SeriesState] | None = None
+    ) -> Sequence[AlertEvent]:
         """Feed one observation to every rule that reads its source; ``now`` is its time.
 
-        Nearly every observation changes no alert: that case allocates nothing to return.
+        Every state it reads or creates is also put in ``touched`` (a batch's
+        checkpoint), when given. Nearly every observation changes no alert: that case
+        allocates nothing to return.
         """
         rules = self.by_source.get(obs.source)
         if not rules:
             return ()  # most metrics feed no rule: cost nothing more
         out: list[AlertEvent] | None = None
         tenant, service, at, overrides = obs.tenant, obs.service, obs.at, self.overrides
-        for rule, everything in rules:
+        for rule, everything, holds, byless in rules:
             if not everything and not rule.match.matches(obs):
                 continue
-            labels = rule.series_labels(obs)
+            # _NO_LABELS: what series_labels() would say, without the call
+            plain = byless and "check" not in obs.labels
+            labels = _NO_LABELS if plain else rule.series_labels(obs)
             if labels:
                 key = series_key(rule.name, tenant, service, labels)
             else:  # series_key's common case, inlined: this runs per rule per observation
@@ -92,10 +106,19 @@ class Engine:
                 state = states[key] = SeriesState(
                     rule=rule.name, tenant=tenant, service=service, labels=labels
                 )
+            if touched is not None:
+                touched[key] = state
             rule.observe(state, obs)
             threshold = rule.threshold
             if overrides:
                 threshold = overrides.get((tenant, rule.name), threshold)
+            if (
+                holds is not None
+                and state.active_since is None
+                and state.firing_since is None
+                and not holds(state, at, threshold)
+            ):
+                continue  # a quiet series staying quiet: no verdict to build
             verdict = rule.verdict(state, at, threshold)
             if verdict is None:
                 continue

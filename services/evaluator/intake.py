@@ -28,11 +28,12 @@ class CountingCodec(Codec[M]):
     ) -> tuple[list[tuple[bytes, M]], list[Rejected]]:
         good: list[tuple[bytes, M]] = []
         bad: list[Rejected] = []
+        decode, keep = self._strict.decode, good.append  # looked up once a batch
         for entry_id, fields in zip(ids, entries, strict=True):
             body = fields.get(DATA)
             if body is not None:
                 try:
-                    good.append((entry_id, self._strict.decode(body)))
+                    keep((entry_id, decode(body)))
                     continue
                 except msgspec.DecodeError:
                     pass  # unknown fields, or really bad: the contract's decoder decides

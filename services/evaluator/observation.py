@@ -9,7 +9,8 @@ Times are POSIX seconds: the engine compares many of them per second.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -78,6 +79,34 @@ def from_sample(sample: MetricSample) -> Observation:
         sample.labels,
         event_id=sample.event_id,
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_samples(samples: Iterable[MetricSample]) -> list[Observation]:
+    """``from_sample`` of each sample, converting each run of one UTC time once.
+
+    A scrape's samples share one time, and ``timestamp()`` costs ~180 ns where comparing
+    two times in the same zone costs ~20 ns (msgspec decodes every UTC time with
+    ``UTC``); other zones are converted each time (comparing across zones is as slow as
+    converting, and within a zone with daylight saving ambiguous).
+    """
+    out: list[Observation] = []
+    last, last_at = _EPOCH, 0.0
+    for s in samples:
+        t = s.observed_at
+        if t.tzinfo is not UTC:
+            at = t.timestamp()
+        elif t == last:
+            at = last_at
+        else:
+            last, at = t, t.timestamp()
+            last_at = at
+        out.append(
+            Observation(s.tenant, s.service, s.metric, s.value, at, s.labels, "", "", 0, s.event_id)
+        )
+    return out
 
 
 def from_error(error: ApplicationError) -> Observation:

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from services.evaluator.service import Evaluator
 from shared.config import Config, Tenant
 from shared.consumer import xack_packed
+from shared.runner import settle_heap
 from shared.streams import StreamNames
 from tests.bench.bench_evaluator import BATCH, TENANTS, _entries
 
@@ -62,6 +63,7 @@ async def main() -> None:
     config = Config(tenants=[Tenant(id=f"t{t}") for t in range(TENANTS)], default_rules=True)
     entries = _entries(args.count, args.series or max(1, args.count // 20), args.interval)
     profile = cProfile.Profile() if args.profile else None
+    settle_heap()  # as the runner and the stream bench do: the GC as in production
     for _ in range(args.passes):
         started = time.thread_time()
         if profile:

@@ -13,6 +13,8 @@ buckets' increase in the window, as ``histogram_quantile`` does.
 from __future__ import annotations
 
 import math
+from bisect import insort
+from itertools import repeat
 from typing import Annotated, Literal
 
 import msgspec
@@ -33,6 +35,7 @@ from shared.configbase import Seconds
 Op = Literal["above", "below", "eq", "ne"]
 _WORDS = {"above": "exceeded by", "below": "below by"}
 _NO_LABELS: dict[str, str] = {}
+_BLANK = repeat("")  # a label an observation lacks is blank
 
 
 def number(x: float) -> str:
@@ -105,7 +108,8 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
     def series_labels(self, obs: Observation) -> dict[str, str]:
         if not self.by and "check" not in obs.labels:
             return _NO_LABELS  # shared, never mutated
-        labels = {k: obs.labels.get(k, "") for k in self.by}
+        # In C: a dict comprehension is a Python frame of its own.
+        labels = dict(zip(self.by, map(obs.labels.get, self.by, _BLANK), strict=False))
         if "check" in obs.labels:
             labels["check"] = obs.labels["check"]
         return labels
@@ -126,13 +130,17 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
             elif obs.at >= samples[-1][0]:
                 samples[-1] = (obs.at, obs.value)
             return
-        push(samples, obs.at, obs.value)
+        at, value = obs.at, obs.value
+        if samples and at < samples[-1][0]:
+            insort(samples, (at, value))  # a late one, in its place: push(), inlined
+        else:
+            samples.append((at, value))
         if den:
-            state.den_total += obs.value
+            state.den_total += value
             if len(samples) > self.max_samples:
                 state.den_total = slide(samples, state.den_total, -math.inf, self.max_samples)
         else:
-            state.total += obs.value
+            state.total += value
             if len(samples) > self.max_samples:
                 state.total = slide(samples, state.total, -math.inf, self.max_samples)
 
@@ -206,6 +214,16 @@ class ThresholdRule(RuleOptions, frozen=True, kw_only=True, tag="threshold", tag
             return Verdict(value > threshold, value, threshold, self.describe, over)
         active = holds(op, value, threshold)
         return Verdict(active, value, threshold, self.describe, excess(op, value, threshold))
+
+    def holds_at(self, state: SeriesState, now: float, threshold: float) -> bool:
+        """Whether ``verdict`` would find the condition holding (False without data),
+        without building the verdict: the engine's shortcut for a quiet series."""
+        value = self.value(state, now)
+        if value is None or not math.isfinite(value):
+            return False
+        if self.op == "above":
+            return value > threshold
+        return holds(self.op, value, threshold)
 
     def describe(self, verdict: Verdict) -> str:
         unit = f" {self.unit}" if self.unit else ""
