@@ -74,6 +74,70 @@ def xack_packed(pipe: Pipeline, stream: str, group: str, ids: list[bytes]) -> No
     pipe.eval(_XACK_PACKED, 1, stream, group, b" ".join(ids))
 
 
+class Dropped(Exception):
+    """A transaction not sent: it was computed on top of one that did not commit."""
+
+
+class CommitChain:
+    """A pipelined consumer's ``submit``: batch transactions committed one at a time, in
+    the order they were submitted, while the next batch is computed.
+
+    ``dependent``: each batch was computed on top of the one before (the evaluator's
+    in-place states), so once one fails the later ones are dropped (``Dropped``) until
+    ``settle``. Otherwise each stands alone (the archiver's acknowledgements: a failed
+    one stays pending and is reclaimed). ``failed`` runs on any failure.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        dependent: bool = False,
+        failed: Callable[[], None] | None = None,
+    ) -> None:
+        self.what, self.dependent, self.failed = what, dependent, failed
+        self._tail: asyncio.Task[None] | None = None  # the last transaction submitted
+
+    async def submit(self, pipe: Pipeline, after: AfterCommit | None) -> asyncio.Task[None]:
+        """Queue ``pipe`` after the earlier transactions; return the task committing it
+        once the one before it has settled (so at most one runs while one more is
+        computed). Nothing awaits before it is queued."""
+        previous = self._tail
+        committing = self._tail = asyncio.create_task(self._commit(previous, pipe, after))
+        committing.add_done_callback(self._log_failure)
+        if previous is not None:
+            await asyncio.wait([previous])  # its failure is its own batch's (logged there)
+        return committing
+
+    async def _commit(
+        self, previous: asyncio.Task[None] | None, pipe: Pipeline, after: AfterCommit | None
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+                if self.dependent and (previous.cancelled() or previous.exception()):
+                    raise Dropped("an earlier batch's transaction failed")
+            await pipe.execute()
+        except BaseException:
+            if self.failed is not None:
+                self.failed()
+            raise
+        if after is not None:
+            after()
+
+    async def settle(self) -> None:
+        """Wait until every submitted transaction has settled (committed or failed);
+        later submissions no longer depend on those."""
+        if (tail := self._tail) is not None:
+            await asyncio.wait([tail])
+            if self._tail is tail:
+                self._tail = None
+
+    def _log_failure(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("%s: a batch's transaction failed: %s", self.what, exc)
+
+
 @dataclass(frozen=True, slots=True)
 class Consumer(Generic[M]):
     """What a service consumes: a stream, as a group, decoded as a type, handled by a function."""

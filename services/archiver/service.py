@@ -27,11 +27,10 @@ from redis.exceptions import RedisError
 
 from schemas import AlertEvent, CheckResult, DeliveryRecord, Message, MetricSample
 from services.archiver import lifecycle, retention, rollups, sqlite, trim
-from services.archiver.commits import InOrder
 from services.archiver.embedded import Embedded, EmbeddedWriter
 from services.archiver.settings import DATED, ArchiveConfig
 from services.archiver.store import TABLES, lanes, observe, write
-from shared.consumer import Consumer
+from shared.consumer import CommitChain, Consumer
 from shared.streams import Codec, StreamNames
 
 log = logging.getLogger(__name__)
@@ -182,7 +181,7 @@ class Archiver:
         then read one batch ahead (None: as the other streams, not ahead)."""
         self.database_url, self.names, self.redis, self.clock = database_url, names, redis, clock
         self.batch_size = batch_size
-        self.acks = {s: InOrder(s) for s in (names.results, names.metrics)}
+        self.acks = {s: CommitChain(s) for s in (names.results, names.metrics)}
         self.archive = archive or ArchiveConfig()
         self.days = {t: self.archive.days(t, retention_days) for t in DATED}
         streams = {

@@ -45,7 +45,7 @@ from services.evaluator.observation import (
 from services.evaluator.rulebase import SeriesState, copy_state, lifecycle
 from shared import metrics
 from shared.config import Config
-from shared.consumer import AfterCommit, Consumer
+from shared.consumer import AfterCommit, CommitChain, Consumer
 from shared.errors import SettingsError
 from shared.redisclient import raise_if_cancelled
 from shared.streams import StreamNames, encode
@@ -116,7 +116,8 @@ class Evaluator:
         self._idle = asyncio.Event()
         self._idle.set()
         self._entered = 0  # counts _enter(): which evaluation holds _idle
-        self._tail: asyncio.Task[None] | None = None  # the last transaction submitted
+        # Batches are computed on top of each other: a failed one drops the later ones.
+        self._chain = CommitChain("evaluator", dependent=True, failed=self._reload)
         self.stall_s = STALL_S
         self._stale = False  # a commit failed: reload the checkpoint before the next batch
         self._codecs = (
@@ -207,42 +208,16 @@ class Evaluator:
 
     async def submit(self, pipe: Pipeline, after: AfterCommit | None) -> asyncio.Task[None]:
         """Send the open batch's transaction once every earlier one has committed, and
-        let the next batch be computed meanwhile; returns the task committing it, once
-        the previous transaction has settled (so at most one runs while one more is
-        computed)."""
-        previous = self._tail
-        committing = self._tail = asyncio.create_task(self._commit_after(previous, pipe, after))
-        committing.add_done_callback(_log_failure)
-        self._idle.set()
-        if previous is not None:
-            await asyncio.wait([previous])  # its failure is its own batch's (logged there)
-        return committing
-
-    async def _commit_after(
-        self, previous: asyncio.Task[None] | None, pipe: Pipeline, after: AfterCommit | None
-    ) -> None:
-        try:
-            if previous is not None:
-                await asyncio.wait([previous])
-                if previous.cancelled() or previous.exception() is not None:
-                    raise Dropped("an earlier batch's transaction failed")
-            await pipe.execute()
-        except BaseException:
-            self._stale = True  # memory is ahead of the checkpoint: reload it
-            raise
-        if after is not None:
-            after()
+        let the next batch be computed meanwhile (``CommitChain.submit``)."""
+        self._idle.set()  # the chain queues it before anything else can run
+        return await self._chain.submit(pipe, after)
 
     async def settle(self) -> None:
         """Wait for the transactions in flight (on stop: commit what was computed)."""
-        await self._drain()
+        await self._chain.settle()
 
-    async def _drain(self) -> None:
-        """Wait until every submitted transaction has settled (committed or failed)."""
-        if (tail := self._tail) is not None:
-            await asyncio.wait([tail])
-            if self._tail is tail:
-                self._tail = None
+    def _reload(self) -> None:
+        self._stale = True  # memory is ahead of the checkpoint: reload it
 
     async def _enter(self, *, drain: bool = True) -> None:
         """Wait until no batch or tick is between changing states and handing its
@@ -260,7 +235,7 @@ class Evaluator:
         self._entered += 1
         if drain or self._stale:
             try:
-                await self._drain()  # a later failure may still mark the state stale
+                await self._chain.settle()  # a later failure may still mark the state stale
             except BaseException:
                 self._idle.set()
                 raise
@@ -410,15 +385,6 @@ class Evaluator:
         """How many observations were ignored, by reason."""
         raw: dict[bytes, bytes] = await self.redis.hgetall(self.ignored_key)  # type: ignore[misc,assignment]
         return {k.decode(): int(v) for k, v in raw.items()}
-
-
-class Dropped(Exception):
-    """A transaction not sent: it was computed on top of one that did not commit."""
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.warning("evaluator: a batch was not committed (%s); reloading the checkpoint", exc)
 
 
 def _readable(key: str) -> str:
