@@ -10,7 +10,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
@@ -18,6 +18,15 @@ from shared.errors import VigilError
 
 if TYPE_CHECKING:
     from shared.publisher import Publisher
+
+
+class Generated(Protocol):
+    """A module that renders a generated docs file (``configschema``, ``configref``)."""
+
+    def rendered(self) -> bytes | str: ...
+    def drifted(self) -> bool: ...
+    def write(self) -> Path: ...
+
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -112,15 +121,7 @@ def config_schema(
     """Write the configuration's JSON Schema to docs/config.schema.json."""
     from shared import configschema
 
-    if stdout:
-        sys.stdout.buffer.write(configschema.rendered())
-    elif check:
-        name = configschema.SCHEMA_FILE.name
-        if configschema.drifted():
-            raise VigilError(f"{name} is out of date: run `vigil config schema`")
-        typer.echo(f"{name} is up to date")
-    else:
-        typer.echo(f"wrote {configschema.write()}")
+    _generated(configschema, configschema.SCHEMA_FILE, "schema", check=check, stdout=stdout)
 
 
 @config_app.command("reference")
@@ -131,15 +132,20 @@ def config_reference(
     """Write the Markdown configuration reference to docs/config-reference.md."""
     from shared import configref
 
+    _generated(configref, configref.REFERENCE_FILE, "reference", check=check, stdout=stdout)
+
+
+def _generated(module: Generated, file: Path, command: str, *, check: bool, stdout: bool) -> None:
+    """A generated docs file: print it, check it for drift, or write it."""
     if stdout:
-        typer.echo(configref.rendered(), nl=False)
+        text = module.rendered()
+        sys.stdout.buffer.write(text if isinstance(text, bytes) else text.encode())
     elif check:
-        name = configref.REFERENCE_FILE.name
-        if configref.drifted():
-            raise VigilError(f"{name} is out of date: run `vigil config reference`")
-        typer.echo(f"{name} is up to date")
+        if module.drifted():
+            raise VigilError(f"{file.name} is out of date: run `vigil config {command}`")
+        typer.echo(f"{file.name} is up to date")
     else:
-        typer.echo(f"wrote {configref.write()}")
+        typer.echo(f"wrote {module.write()}")
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:

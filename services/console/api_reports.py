@@ -92,18 +92,7 @@ async def uptime(
     service: Service = None,
 ) -> list[UptimeRow]:
     rows = await _uptime(ctx, level, window, scope(request.user, tenant), service)
-    return [
-        UptimeRow(
-            tenant=u.tenant,
-            service=u.service,
-            check=u.check,
-            executions=u.executions,
-            successes=u.successes,
-            failures=u.failures,
-            percent=u.percent,
-        )
-        for u in rows
-    ]
+    return msgspec.convert(rows, list[UptimeRow], from_attributes=True)
 
 
 @get("/sla", summary="Uptime against a target per service, with the error budget left")
