@@ -132,17 +132,7 @@ async def results_from_archive(
             read, latest = read + 1, max(latest, row[7])
             if progress is not None and read % PAGE == 0:
                 progress(read, latest)
-            yield CheckResult(
-                tenant=row[0],
-                service=row[1],
-                check=row[2],
-                tier=row[3],
-                status=row[4],
-                latency_ms=row[5],
-                details=row[6],
-                observed_at=row[7],
-                event_id=row[8],
-            )
+            yield sqlite_replay.history_result(row)
     if progress is not None and read % PAGE:
         progress(read, latest)  # the last, partial page
 

@@ -4,6 +4,7 @@ events that really fired (``replay.results_from_archive`` and ``alerts_from_arch
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -36,6 +37,13 @@ def open_results(
 
 
 def result(row: tuple[Any, ...]) -> CheckResult:
+    """A check result from a SQLite row (details stored as JSON text)."""
+    return history_result((*row[:6], msgspec.json.decode(row[6]), *row[7:]))
+
+
+def history_result(row: Sequence[Any]) -> CheckResult:
+    """A check result from a history row: the columns of ``_RESULTS``, details decoded
+    (both backends select the same columns)."""
     return CheckResult(
         tenant=row[0],
         service=row[1],
@@ -43,7 +51,7 @@ def result(row: tuple[Any, ...]) -> CheckResult:
         tier=row[3],
         status=row[4],
         latency_ms=row[5],
-        details=msgspec.json.decode(row[6]),
+        details=row[6],
         observed_at=row[7],
         event_id=row[8],
     )
