@@ -45,6 +45,7 @@ from services.evaluator.rulebase import SeriesState
 from services.evaluator.service import Evaluator
 from shared import metrics
 from shared.config import Config
+from shared.consumer import xack_packed
 from shared.redisclient import raise_if_cancelled
 from shared.streams import (
     DATA,
@@ -239,7 +240,7 @@ class Router:
             done.xadd(
                 self.owner.names.deadletter, deadletter_fields(stream, ROUTER_GROUP, rejected)
             )
-        done.xack(stream, ROUTER_GROUP, *(entry_id for entry_id, _ in entries))
+        xack_packed(done, stream, ROUTER_GROUP, [entry_id for entry_id, _ in entries])
         await done.execute()
         for rejected in bad:
             metrics.DEAD_LETTERS.labels(stream, ROUTER_GROUP, rejected.kind).inc()
