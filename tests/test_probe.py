@@ -30,6 +30,8 @@ from shared.localservers import free_port
 from shared.streams import Codec, StreamNames
 from tests.support.asgi import Reply, Routes, serve
 from tests.support.http import HttpStub
+from tests.support.proxy import ReplyCutter
+from tests.support.wait import wait_until
 
 
 @pytest_asyncio.fixture
@@ -147,6 +149,31 @@ async def test_results_are_buffered_while_redis_is_down(
     await broken.aclose()
     probe.redis = redis
     assert await probe.flush() == 2 and not probe.buffer
+    assert await redis.xlen(names.results) == 2
+
+
+async def test_a_batch_whose_reply_was_lost_is_not_published_twice(
+    ctx: ProbeContext, redis: Redis, names: StreamNames
+) -> None:
+    config = Config(tenants=[Tenant(id="t")])
+    with HttpStub() as stub:
+        result = await run_check(http(stub.url), ctx)
+    where = redis.connection_pool.connection_kwargs
+    async with ReplyCutter(where["host"], where["port"]) as cutter:
+        through = Redis.from_url(cutter.url)
+        probe = Probe(config, through, names, ctx)
+        probe.buffer.extend([result, result])
+        cutter.armed = True
+        assert await probe.flush() == 0 and len(probe.buffer) == 2  # no reply: unknown
+        assert cutter.cuts == 1
+
+        async def landed() -> bool:
+            return await redis.xlen(names.results) == 2
+
+        await wait_until(landed, what="the transaction whose reply was lost")
+        assert await probe.flush() == 2 and not probe.buffer  # it landed: not sent again
+        assert await probe.flush() == 0
+        await through.aclose()
     assert await redis.xlen(names.results) == 2
 
 
