@@ -15,8 +15,9 @@ from redis.crc import key_slot
 from typer.testing import CliRunner
 
 from schemas import ApplicationError, CheckResult
+from services.evaluator.router import ROUTER_GROUP, shard_of
 from services.evaluator.rules import ConsecutiveRule
-from services.evaluator.shards import KINDS, ROUTER_GROUP, shard_of
+from services.evaluator.shards import KINDS
 from shared.cli import app
 from shared.config import load_config
 from shared.errors import SettingsError

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from services.evaluator.shards import ROUTER_GROUP, ShardedEvaluator, shard_of
+from services.evaluator.router import ROUTER_GROUP, shard_of
+from services.evaluator.shards import ShardedEvaluator
 from shared.config import Config
 from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group

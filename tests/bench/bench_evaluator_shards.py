@@ -25,7 +25,8 @@ from multiprocessing.synchronize import Event
 
 from redis.asyncio import Redis
 
-from services.evaluator.shards import ROUTER_GROUP, ShardedEvaluator
+from services.evaluator.router import ROUTER_GROUP
+from services.evaluator.shards import ShardedEvaluator
 from shared.config import Config, Tenant
 from shared.runner import settle_heap
 from shared.streams import StreamNames, ensure_group
