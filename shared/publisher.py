@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from schemas import ApplicationError, Message, MetricSample
 from shared import redisclient
+from shared.landing import Landing
 from shared.streams import StreamNames, encode
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._owns_redis = False
+        self.landing = Landing(self.names.key("publisher:landed"))
+        self._in_flight = (0, 0)  # the batch last sent: its size, the drop count then
 
     @classmethod
     def connect(cls, redis_url: str, prefix: str = "vigil", **options: float) -> Publisher:
@@ -118,24 +121,36 @@ class Publisher:
     async def flush(self) -> int:
         """Write what is buffered, a batch at a time; keep it on failure. Returns the count."""
         sent = 0
+        if self.landing.unsure:
+            try:
+                landed = await self.landing.landed(self.redis)
+            except RedisError:
+                return sent
+            if landed:  # the last batch ran though its reply was lost: do not resend it
+                sent += self._sent(*self._in_flight)
         while self.buffer:
             batch = list(itertools.islice(self.buffer, self.batch))
-            dropped_before = self.dropped
-            # MULTI: a batch lands whole or not at all, so a retry never duplicates.
+            self._in_flight = (len(batch), self.dropped)
+            # MULTI: a batch lands whole or not at all; ``landing`` covers a lost reply.
             pipe = self.redis.pipeline(transaction=True)
             for stream, message in batch:
                 pipe.xadd(stream, encode(message))
+            self.landing.mark(pipe)
             try:
                 await pipe.execute()
             except RedisError as exc:
                 log.warning("publishing %d events failed (%s); will retry", len(batch), exc)
+                self.landing.failed()
                 return sent
-            # Events dropped while we waited (buffer full) were the oldest: part of this
-            # batch, already gone from the buffer. Pop only what is still there.
-            for _ in range(max(0, len(batch) - (self.dropped - dropped_before))):
-                self.buffer.popleft()
-            sent += len(batch)
+            sent += self._sent(*self._in_flight)
         return sent
+
+    def _sent(self, count: int, dropped_before: int) -> int:
+        # Events dropped while we waited (buffer full) were the oldest: part of this
+        # batch, already gone from the buffer. Pop only what is still there.
+        for _ in range(max(0, count - (self.dropped - dropped_before))):
+            self.buffer.popleft()
+        return count
 
     async def _flush_until_closed(self) -> None:
         while not self._closing.is_set():

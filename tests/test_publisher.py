@@ -11,6 +11,7 @@ from shared.instrument import VigilMiddleware, job, timed_job
 from shared.localservers import free_port
 from shared.publisher import Publisher
 from shared.streams import StreamNames
+from tests.support.proxy import ReplyCutter
 from tests.support.wait import wait_until
 
 
@@ -50,6 +51,29 @@ async def test_an_outage_keeps_events_until_redis_is_back(
     publisher.redis = redis
     assert await publisher.flush() == 3
     assert [s.value for s in await samples(redis, names)] == [2.0, 3.0, 4.0]
+
+
+async def test_a_batch_whose_reply_was_lost_is_not_published_twice(
+    redis: Redis, names: StreamNames, stream_prefix: str
+) -> None:
+    where = redis.connection_pool.connection_kwargs
+    async with ReplyCutter(where["host"], where["port"]) as cutter:
+        through = Redis.from_url(cutter.url)
+        publisher = Publisher(through, stream_prefix)
+        for i in range(3):
+            publisher.metric("acme", "api", "m", float(i))
+        cutter.armed = True
+        assert await publisher.flush() == 0 and len(publisher.buffer) == 3
+        assert cutter.cuts == 1
+
+        async def landed() -> bool:
+            return int(await redis.xlen(names.metrics)) == 3
+
+        await wait_until(landed, what="the transaction whose reply was lost")
+        publisher.metric("acme", "api", "m", 3.0)
+        assert await publisher.flush() == 4 and not publisher.buffer  # 3 landed, 1 sent
+        await through.aclose()
+    assert [s.value for s in await samples(redis, names)] == [0.0, 1.0, 2.0, 3.0]
 
 
 async def test_asgi_middleware_emits_one_event_per_request(

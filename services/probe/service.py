@@ -15,7 +15,6 @@ import asyncio
 import itertools
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -33,13 +32,13 @@ from services.probe.schedule import Schedule
 from shared import metrics
 from shared.config import Config
 from shared.errors import SettingsError
+from shared.landing import Landing
 from shared.streams import StreamNames, encode
 
 log = logging.getLogger(__name__)
 BUFFER_MAX = 100_000
 FLUSH_EVERY_S = 0.05
 IDLE_WAIT_S = 0.5
-FLUSH_TOKEN_TTL_S = 3600  # far longer than any outage a buffered batch survives
 MAX_IN_FLIGHT = 1_000  # claim no more than this process can run; the rest is for others
 TIER_MAX_TIMEOUT_S = {"critical": 10.0}  # a critical check completes or times out in 10 s
 
@@ -127,9 +126,9 @@ class Probe:
         self.ping_address = ping_address
         self._running: set[asyncio.Task[None]] = set()
         self.local_due: dict[str, int] = {}  # next run (ms) by our own clock, while Redis is away
-        # This worker's mark of its last published batch (see ``flush``).
-        self._flush_key = names.key(f"probe:flushed:{uuid.uuid4().hex}")
-        self._unsure: tuple[list[CheckResult | MetricSample], bytes, int] | None = None
+        self.landing = Landing(names.key("probe:landed"))
+        # The batch last sent, and the drop count then (see ``flush``).
+        self._in_flight: tuple[list[CheckResult | MetricSample], int] = ([], 0)
 
     async def register(self, now_ms: int) -> None:
         """Put this worker's checks on their tiers' schedules (the first worker's phase wins)."""
@@ -225,25 +224,20 @@ class Probe:
     async def flush(self, limit: int = 5_000) -> int:
         """Publish buffered messages in one transaction; on failure keep them for the next
         try. Returns how many were published (0: nothing, or not yet known)."""
-        if self._unsure is not None:
-            # The last EXEC's reply was lost: it may have run. Its token says whether.
-            sent, token, dropped_before = self._unsure
+        if self.landing.unsure:
             try:
-                landed = await self.redis.get(self._flush_key) == token
+                landed = await self.landing.landed(self.redis)
             except RedisError:
                 return 0
-            self._unsure = None
-            if landed:
-                return self._published(sent, dropped_before)
+            if landed:  # the last batch ran though its reply was lost: do not resend it
+                return self._published(*self._in_flight)
         batch = list(itertools.islice(self.buffer, limit))
         if not batch:
             return 0
-        dropped_before = self.dropped
+        self._in_flight = (batch, self.dropped)
         # MULTI: a batch lands whole or not at all. Without it, Redis stopping halfway
         # through the pipeline kept the results it had run, and the retry published them
-        # again (seen in the Redis-restart fault test). The token marks the batch as
-        # landed in the same transaction: a retry after a lost reply asks it first.
-        token = uuid.uuid4().bytes
+        # again (seen in the Redis-restart fault test); ``landing`` covers a lost reply.
         pipe = self.redis.pipeline(transaction=True)
         for message in batch:
             if isinstance(message, MetricSample):
@@ -252,14 +246,14 @@ class Probe:
             fields = encode(message)
             pipe.xadd(self.names.results, fields)
             pipe.set(self._latest_key(message), fields[b"data"], ex=self._ttl(message))
-        pipe.set(self._flush_key, token, ex=FLUSH_TOKEN_TTL_S)
+        self.landing.mark(pipe)
         try:
             await pipe.execute()
         except RedisError as exc:
             log.warning("publishing %d messages failed (%s); will retry", len(batch), exc)
-            self._unsure = (batch, token, dropped_before)
+            self.landing.failed()
             return 0
-        return self._published(batch, dropped_before)
+        return self._published(batch, self._in_flight[1])
 
     def _published(self, batch: list[CheckResult | MetricSample], dropped_before: int) -> int:
         for message in batch:
