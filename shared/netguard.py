@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from aiohttp.abc import AbstractResolver
@@ -55,11 +56,27 @@ class EgressPolicy(ConfigStruct, frozen=True, kw_only=True):
     lets the notifier reach although they are link-local or metadata addresses."""
 
     allow: list[str] = []
+    ca_file: str | None = None  # extra CA certificates (PEM) trusted for HTTPS
 
     def __post_init__(self) -> None:
         for entry in self.allow:
             if not entry or (_network(entry) is None and not _is_name(entry)):
                 raise ValueError(f"allow: not a network or host name: {entry!r}")
+        if self.ca_file is not None:
+            self.extra_roots()  # refused at start, with the field, not at the first send
+
+    def extra_roots(self) -> list[bytes]:
+        """The PEM certificates of ``ca_file``, each on its own (none without one)."""
+        if self.ca_file is None:
+            return []
+        try:
+            text = Path(self.ca_file).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"ca_file: cannot read {self.ca_file}: {exc.strerror}") from exc
+        found = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
+        if not found:
+            raise ValueError(f"ca_file: no PEM certificate in {self.ca_file}")
+        return found
 
 
 class EgressRefused(ChannelError):
@@ -135,6 +152,7 @@ class GuardedClient:
         dns_ttl: float = DNS_TTL_S,
     ) -> None:
         self.policy, self.limit, self.dns_ttl = policy, limit, dns_ttl
+        self.roots = policy.extra_roots()  # read once, not per pinned client
         self.resolver = resolver or DefaultResolver()
         self._pinned: dict[Destination, _Pinned] = {}
         self._locks: dict[Destination, asyncio.Lock] = {}
@@ -224,6 +242,8 @@ class GuardedClient:
             .no_proxy()
             .error_for_status(False)
         )
+        for root in self.roots:  # in addition to the system's trusted roots
+            builder = builder.add_root_certificate_pem(root)
         if not literal:
             builder = builder.resolve(host, address, port)
         # A replaced client is dropped, not closed: sends still running on it keep it alive.

@@ -34,8 +34,9 @@ from services.notifier.channels.telegram import TelegramConfig
 from services.notifier.channels.webhook import WebhookConfig
 from services.notifier.delivery import deliver
 from services.notifier.service import GROUP, Notifier
-from shared.config import Config, Route
+from shared.config import Config, Route, parse_config
 from shared.configbase import Seconds
+from shared.errors import ConfigError
 from shared.netguard import EgressPolicy, GuardedClient, guarded_session
 from shared.streams import StreamNames, encode, ensure_group
 from tests.support.asgi import Reply, Routes, serve
@@ -275,3 +276,33 @@ async def test_tls_certificates_are_verified(http: GuardedClient, tmp_path: Path
         ("failed", "transport: ConnectError"),
     ]
     assert routes.requests == []
+
+
+async def test_https_to_a_server_signed_by_the_configured_ca(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    cert.private_key_pem.write_to_path(tmp_path / "key.pem")
+    ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    routes = Routes({"/w": Reply(200)})
+    ssl_files = {
+        "ssl_certfile": str(tmp_path / "cert.pem"),
+        "ssl_keyfile": str(tmp_path / "key.pem"),
+    }
+    policy = EgressPolicy(ca_file=str(tmp_path / "ca.pem"))
+    async with serve(routes, **ssl_files) as url, guarded_session(policy) as http:
+        assert url.startswith("https://")
+        records = await deliver(
+            FIRING, WebhookConfig(name="w", url=url + "/w", **FAST), SendContext(http)
+        )
+    assert [(r.outcome, r.status_code) for r in records] == [("delivered", 200)]
+    assert len(routes.requests) == 1
+
+
+def test_an_unreadable_ca_file_is_refused_at_start(tmp_path: Path) -> None:
+    (tmp_path / "empty.pem").write_text("no certificate here\n")
+    text = f"egress:\n  ca_file: {tmp_path / 'missing.pem'}\n"
+    with pytest.raises(ConfigError, match=r"vigil.yaml:2.*ca_file: cannot read"):
+        parse_config(text, "vigil.yaml", {})
+    with pytest.raises(ConfigError, match=r"ca_file: no PEM certificate"):
+        parse_config(f"egress: {{ca_file: {tmp_path / 'empty.pem'}}}\n", "vigil.yaml", {})
