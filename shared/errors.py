@@ -23,8 +23,17 @@ class ConfigError(VigilError):
 class ChannelError(VigilError):
     """A notification could not be delivered; ``permanent`` says not to retry."""
 
-    def __init__(self, reason: str, *, permanent: bool, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """``retry_after``: seconds the receiver asked us to wait (its ``Retry-After``)."""
         self.reason, self.permanent, self.status_code = reason, permanent, status_code
+        self.retry_after = retry_after
         super().__init__(reason)
 
 

@@ -15,11 +15,13 @@ import ipaddress
 import math
 import re
 import socket
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
@@ -178,8 +180,8 @@ class GuardedClient:
         content: bytes | None = None,
         form: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
-    ) -> int:
-        """Send one request and read its response; returns the status code. Raises
+    ) -> Answer:
+        """Send one request and read its response; returns its status and Retry-After. Raises
         ``EgressRefused`` before any connection to a forbidden address, ``TimeoutError``
         (pyreqwest's timeouts derive from it), ``OSError`` when the name does not resolve
         and pyreqwest's ``RequestError``."""
@@ -196,7 +198,7 @@ class GuardedClient:
         except ConnectError:
             self._connect_failed(url, client)
             raise
-        return response.status
+        return Answer(response.status, retry_after(response.headers.get("retry-after")))
 
     def _connect_failed(self, url: str, client: Client) -> None:
         """Resolve again before the next send and prefer another allowed address, as
@@ -261,6 +263,28 @@ def _destination(url: str) -> Destination:
         return parsed.scheme, domain, parsed.port_or_known_default or 0, False
     address = (parsed.host_str or "").strip("[]")
     return parsed.scheme, address, parsed.port_or_known_default or 0, True
+
+
+class Answer(NamedTuple):
+    status: int
+    retry_after: float | None  # seconds, from a Retry-After header
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """A Retry-After header's delay in seconds: delta-seconds or an HTTP date (RFC 9110);
+    None when absent or unreadable (the back-off then decides alone)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 @lru_cache(maxsize=64)

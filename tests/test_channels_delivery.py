@@ -32,12 +32,12 @@ from services.notifier.channels.sms import SmsConfig
 from services.notifier.channels.teams import TeamsConfig
 from services.notifier.channels.telegram import TelegramConfig
 from services.notifier.channels.webhook import WebhookConfig
-from services.notifier.delivery import deliver
+from services.notifier.delivery import BACKOFF_CAP_S, deliver, pause
 from services.notifier.service import GROUP, Notifier
 from shared.config import Config, Route, parse_config
 from shared.configbase import Seconds
-from shared.errors import ConfigError
-from shared.netguard import EgressPolicy, GuardedClient, guarded_session
+from shared.errors import ChannelError, ConfigError
+from shared.netguard import EgressPolicy, GuardedClient, guarded_session, retry_after
 from shared.streams import StreamNames, encode, ensure_group
 from tests.support.asgi import Reply, Routes, serve
 from tests.support.http import HttpStub
@@ -123,6 +123,26 @@ async def test_status_code_table(http: GuardedClient, code: int, expect: str) ->
             records = await deliver(FIRING, make(stub.url), SendContext(http))
             assert [(r.outcome, r.status_code) for r in records] == wanted, kind
     assert len(stub.requests) == len(wanted) * len(HTTP_CHANNELS)
+
+
+async def test_a_retry_waits_as_long_as_retry_after_asks(http: GuardedClient) -> None:
+    webhook = WebhookConfig(name="w", url="", **FAST)
+    with HttpStub(script=[429, 200], retry_after="1") as stub:
+        webhook = msgspec.structs.replace(webhook, url=stub.url + "/w")
+        records = await deliver(FIRING, webhook, SendContext(http))
+    assert [(r.outcome, r.status_code) for r in records] == [("retrying", 429), ("delivered", 200)]
+    first, second = stub.requests
+    assert second.at - first.at >= 0.95  # not the back-off's few milliseconds
+
+
+def test_retry_after_is_read_in_both_forms_and_capped() -> None:
+    assert retry_after("7") == 7.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412500.0) == 0.0  # past
+    assert retry_after("soon") is None and retry_after(None) is None
+    asked = ChannelError("HTTP 429", permanent=False, retry_after=3600)
+    assert pause(0.01, 1, asked) == BACKOFF_CAP_S  # a receiver cannot park an alert
+    assert pause(0.01, 1, ChannelError("HTTP 500", permanent=False)) < 0.1
 
 
 async def test_no_secret_in_logs_records_errors_or_dead_letters(

@@ -24,6 +24,16 @@ def backoff(base: float, attempt: int, rand: Callable[[], float] = random.random
     return float(min(BACKOFF_CAP_S, base * 2 ** (attempt - 1)) * (0.5 + rand()))
 
 
+def pause(base: float, attempt: int, error: ChannelError) -> float:
+    """The wait before the next attempt: the back-off, or longer if the receiver asked
+    for it (429/503 ``Retry-After``), never past ``BACKOFF_CAP_S``: a receiver cannot
+    park an alert for an hour."""
+    wait = backoff(base, attempt)
+    if error.retry_after is not None:
+        wait = max(wait, min(error.retry_after, BACKOFF_CAP_S))
+    return wait
+
+
 def correlation(alert: AlertEvent) -> str:
     """The id that ties an alert's deliveries to what caused it; an alert raised by time
     alone (or from outside) has no cause, and its own id stands in."""
@@ -92,7 +102,7 @@ async def deliver(
                 error=error.reason if error else "",
             )
         )
-        if last:
+        if last or error is None:  # error is None only when last: for the type checker
             return records
-        await asyncio.sleep(backoff(config.backoff, attempt))
+        await asyncio.sleep(pause(config.backoff, attempt, error))
     return records

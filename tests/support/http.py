@@ -42,6 +42,7 @@ class HttpStub:
     script: list[int] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     modes: dict[str, str] = field(default_factory=dict)
+    retry_after: str = "0"  # the Retry-After of a 429
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -87,7 +88,7 @@ class HttpStub:
                     reply = b"" if code in (204, 304) else b"ok"
                     self.send_response(code)
                     if code == 429:
-                        self.send_header("retry-after", "0")
+                        self.send_header("retry-after", stub.retry_after)
                     self.send_header("content-length", str(len(reply)))
                     self.end_headers()
                     self.wfile.write(reply)

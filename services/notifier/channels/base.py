@@ -96,12 +96,17 @@ def host_of(url: str) -> str:
         return host
 
 
-def classify(code: int) -> int:
+def classify(code: int, retry_after: float | None = None) -> int:
     """The one outcome table for HTTP channels: 2xx ok; 408, 425, 429, 5xx retry; other 4xx stop."""
     if 200 <= code < 300:
         return code
     retryable = code in (408, 425, 429) or code >= 500
-    raise ChannelError(f"HTTP {code}", permanent=not retryable, status_code=code)
+    raise ChannelError(
+        f"HTTP {code}",
+        permanent=not retryable,
+        status_code=code,
+        retry_after=retry_after if retryable else None,
+    )
 
 
 async def request(
@@ -124,14 +129,14 @@ async def request(
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         headers = {**(headers or {}), "authorization": f"Basic {token}"}
     try:
-        status = await ctx.http.request(
+        answer = await ctx.http.request(
             method, url, timeout, content=content, form=form, headers=headers
         )
     except TimeoutError as exc:
         raise ChannelError("timeout: TimeoutError", permanent=False) from exc
     except (RequestError, OSError) as exc:  # OSError: the name did not resolve
         raise ChannelError(f"transport: {type(exc).__name__}", permanent=False) from exc
-    return classify(status)
+    return classify(*answer)
 
 
 async def post_json(
