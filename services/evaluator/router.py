@@ -92,6 +92,7 @@ class Entry(msgspec.Struct, array_like=True, gc=False):
 
 
 _ROUTING = msgspec.json.Decoder(_Routing)
+_STR = msgspec.msgpack.Decoder(str)
 _READ_REPLY = msgspec.msgpack.Decoder(list[tuple[str, list[Entry]]])
 _ENCODE = msgspec.msgpack.Encoder().encode
 _DATA = msgspec.Raw(msgspec.msgpack.encode(DATA.decode()))
@@ -219,6 +220,7 @@ class Router:
         """The entries of each shard, and the entries to dead-letter."""
         by_shard: dict[int, list[Entry]] = {}
         bad: list[Rejected] = []
+        shards = self.owner.shards
         for entry in entries:
             body = _data(entry.fields)
             if body is None:
@@ -226,32 +228,31 @@ class Router:
                 bad.append(_rejected(entry, "entry has no 'data' field"))
                 continue
             try:
-                tenant = _ROUTING.decode(body).tenant
-            except msgspec.DecodeError as exc:
+                tenant = _ROUTING.decode(_STR.decode(body)).tenant
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # not UTF-8: not JSON
                 bad.append(_rejected(entry, f"{kind}: {exc}"))
                 continue
-            by_shard.setdefault(shard_of(tenant, self.owner.shards), []).append(entry)
+            by_shard.setdefault(shard_of(tenant, shards), []).append(entry)
         return by_shard, bad
 
 
-def _data(fields: list[msgspec.Raw] | bool) -> memoryview | None:
+def _data(fields: list[msgspec.Raw] | bool) -> msgspec.Raw | None:
     """The 'data' field's value (the last one, as a dict of the fields would keep)."""
     if isinstance(fields, bool):
         return None
-    found = None
-    for i in range(0, len(fields) - 1, 2):
+    for i in range(len(fields) - 2, -1, -2):
         if fields[i] == _DATA:
-            found = fields[i + 1]
-    return None if found is None else _unpacked(found)
+            return fields[i + 1]
+    return None
 
 
-def _unpacked(packed: msgspec.Raw) -> memoryview:
+def _unpacked(packed: msgspec.Raw) -> bytes:
     """A MessagePack str's bytes, whether UTF-8 or not."""
     view = memoryview(packed)
-    return view[_STR_HEADER.get(view[0], 1) :]
+    return bytes(view[_STR_HEADER.get(view[0], 1) :])
 
 
 def _rejected(entry: Entry, reason: str) -> Rejected:
     """The dead letter of an entry, with its fields as the producer wrote them."""
-    flat = [] if isinstance(entry.fields, bool) else [bytes(_unpacked(f)) for f in entry.fields]
+    flat = [] if isinstance(entry.fields, bool) else [_unpacked(f) for f in entry.fields]
     return Rejected(entry.id.encode(), dict(zip(flat[::2], flat[1::2], strict=True)), reason)
