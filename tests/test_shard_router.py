@@ -13,17 +13,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from redis.asyncio import Redis
 
-from services.evaluator.router import ROUTER_GROUP, shard_of
-from services.evaluator.shards import ShardedEvaluator
+from services.evaluator.router import ROUTER_GROUP, Entry, Router, shard_of
+from services.evaluator.shards import KINDS, ShardedEvaluator
 from shared.config import Config
 from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group
 from tests.conftest import ON_SINGLE_AND_CLUSTER
 from tests.support.wait import wait_until
 from tests.test_cluster_shards import RULES, SHARDS, TENANTS, feed, sharded, shards_drained
-from tests.test_evaluator_service import alerts, config, drained, evaluator
+from tests.test_evaluator_service import alerts, config, drained, evaluator, sample
 
 pytestmark = ON_SINGLE_AND_CLUSTER
 STEPS = range(60)  # 720 results and 720 metric samples: more than one read of 500 each
@@ -147,17 +148,126 @@ async def _router_alone(sharded_evaluator: ShardedEvaluator) -> AsyncIterator[No
 async def test_an_entry_routed_out_of_order_goes_in_late_not_lost(
     redis: Redis, names: StreamNames
 ) -> None:
-    cfg = config(*RULES, tenants=TENANTS)
     await feed(redis, names, range(2), datetime.now(UTC))
-    router = ShardedEvaluator(cfg, redis, names, SHARDS, "solo").router
+    router = await _leased_router(redis, names)
     public = await redis.xrange(names.results)
     shard = shard_of(_tenant(public[0][1]), SHARDS)
-    ours = [(i, f) for i, f in public if shard_of(_tenant(f), SHARDS) == shard]
-    first, later = ours[0], ours[1:]
+    ours = {i.decode() for i, f in public if shard_of(_tenant(f), SHARDS) == shard}
+    read = await router.read(dict.fromkeys(router.kinds, ">"))
+    assert read is not None
+    first, *later = [e for e in read[names.results] if e.id in ours]
     # A later entry reaches the shard before the first one (a pending entry reclaimed
     # out of order): the first one's id is refused, and it is not in the shard.
-    await router.route(names.results, later)  # type: ignore[arg-type]
-    await router.route(names.results, [first])  # type: ignore[arg-type]
+    await router.route(names.results, later)
+    await router.route(names.results, [first])
     got = await redis.xrange(names.shard(shard, "results"))
-    assert [f for _, f in got] == [f for _, f in later] + [first[1]]
-    assert got[-1][0] > later[-1][0]  # under a new id, after what the shard held
+    expected = {i.decode(): f for i, f in public}
+    assert [f for _, f in got] == [expected[e.id] for e in [*later, first]]
+    assert got[-1][0] > later[-1].id.encode()  # under a new id, after what the shard held
+
+
+# Values Redis' cmsgpack packs with each str header (fixstr, str 8, 16, 32), bytes that
+# are not UTF-8 and bytes that look like MessagePack headers among them.
+ODD = [bytes(range(256))[i % 256 : i % 256 + 1] * n for i, n in enumerate((0, 31, 32, 255))]
+ODD += [b"\xc4\xff\x00\xd9" * 64, b"\xff" * 65_535, b"\x00\xdb" * 40_000]
+
+
+async def test_fields_reach_the_shard_byte_for_byte(redis: Redis, names: StreamNames) -> None:
+    body = msgspec.json.encode(sample(1.0, tenant="t3"))
+    odd: dict[bytes, bytes] = {b"\xff%d" % i: v for i, v in enumerate(ODD)}
+    many = {b"f%d" % i: b"%d" % i for i in range(1000)}
+    entries = [{b"data": body} | odd, many | {b"data": body}, {b"\x00": b"", b"data": body}]
+    ids = [await redis.xadd(names.metrics, fields) for fields in entries]  # type: ignore[arg-type]
+    router = await _leased_router(redis, names)
+    read = await _route_once(router)
+    assert [e.id for e in read[names.metrics]] == [i.decode() for i in ids]
+    shard = shard_of("t3", SHARDS)
+    assert await redis.xrange(names.shard(shard, "metrics")) == list(zip(ids, entries, strict=True))
+    # The other shards got no batch: their streams were not even created.
+    others = [
+        names.shard(s, k) for s in range(SHARDS) for k in KINDS if s != shard or k != "metrics"
+    ]
+    assert not await redis.exists(*others)
+    assert await drained(redis, names.metrics, ROUTER_GROUP)
+
+
+async def test_a_repeated_data_field_routes_by_the_last_one(
+    redis: Redis, names: StreamNames
+) -> None:
+    # As the shard's owner will read it: redis-py makes a dict of the fields.
+    first, last = (msgspec.json.encode(sample(1.0, tenant=t)) for t in ("t1", "t2"))
+    assert shard_of("t1", SHARDS) != shard_of("t2", SHARDS)
+    await redis.execute_command("XADD", names.metrics, "*", "data", first, "data", last)
+    await _route_once(await _leased_router(redis, names))
+    assert await redis.xlen(names.shard(shard_of("t2", SHARDS), "metrics")) == 1
+
+
+async def test_entries_routing_cannot_read_are_dead_lettered_as_they_were(
+    redis: Redis, names: StreamNames
+) -> None:
+    good = {b"data": msgspec.json.encode(sample(1.0, tenant="t1"))}
+    bad = [
+        {b"data": b"\xff\xfe not json"} | {b"odd%d" % i: v for i, v in enumerate(ODD)},
+        {b"payload": b"{}"},
+        {b"data": b'{"service": "no tenant"}'},
+    ]
+    for fields in (good, *bad, good):
+        await redis.xadd(names.metrics, fields)  # type: ignore[arg-type]
+    gone = await redis.xadd(names.metrics, good)  # type: ignore[arg-type]
+    router = await _leased_router(redis, names)
+    # A router read everything and died; the last entry was trimmed away since.
+    assert await router.read(dict.fromkeys(router.kinds, ">"))
+    await redis.xdel(names.metrics, gone)
+    cfg = config(*RULES, tenants=TENANTS)
+    await lapse(redis, names)
+    async with _router_alone(
+        ShardedEvaluator(cfg, redis, names, SHARDS, "next", lease_ms=LEASE_MS)
+    ):
+        await wait_until(lambda: _pending(redis, names.metrics, 0), what="routing")
+    letters = await redis.xrange(names.deadletter)
+    assert [_original(f) for _, f in letters] == [*bad, {}]
+    assert [f[b"dlq:entry_id"] for _, f in letters][-1] == gone
+    reasons = [f[b"dlq:reason"].decode() for _, f in letters]
+    assert reasons[1] == reasons[3] == "entry has no 'data' field"
+    assert reasons[0].startswith("metrics: ") and "tenant" in reasons[2]
+    assert await redis.xlen(names.shard(shard_of("t1", SHARDS), "metrics")) == 2
+
+
+async def test_a_router_that_lost_its_lease_reads_nothing(redis: Redis, names: StreamNames) -> None:
+    await feed(redis, names, range(1), datetime.now(UTC))
+    router = await _leased_router(redis, names)
+    assert await _route_once(router)  # an empty read while leased is not a lost lease
+    await redis.set(router.lease_key, "someone else")
+    await feed(redis, names, range(1), datetime.now(UTC))
+    assert await router.read(dict.fromkeys(router.kinds, ">")) is None
+    assert await _pending(redis, names.results, 0)
+    assert int(await redis.xlen(names.results)) == 2 * len(TENANTS)
+
+
+async def _leased_router(redis: Redis, names: StreamNames) -> Router:
+    """A router holding the lease, as ``Router.run`` has it, without its loop."""
+    owner = ShardedEvaluator(config(*RULES, tenants=TENANTS), redis, names, SHARDS, "solo")
+    for stream in owner.router.kinds:
+        await ensure_group(redis, stream, ROUTER_GROUP)
+    assert await redis.set(owner.router.lease_key, owner.member, px=owner.lease_ms)
+    return owner.router
+
+
+async def _route_once(router: Router) -> dict[str, list[Entry]]:
+    """One read of new entries, routed and acknowledged."""
+    read = await router.read(dict.fromkeys(router.kinds, ">"))
+    assert read is not None
+    for stream, entries in read.items():
+        if entries:
+            await router.ack(stream, entries, await router.route(stream, entries))
+    return read
+
+
+async def _pending(redis: Redis, stream: str, count: int) -> bool:
+    """The router group holds ``count`` entries of ``stream`` read but not acknowledged."""
+    info = [i for i in await redis.xinfo_groups(stream) if i["name"] == ROUTER_GROUP.encode()]
+    return int(info[0]["pending"]) == count
+
+
+def _original(letter: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    return {k: v for k, v in letter.items() if not k.startswith(b"dlq:")}
