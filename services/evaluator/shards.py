@@ -8,15 +8,16 @@ tenant's series stay together), in stream order, each under its public entry id
 (idempotent routing, see ``Router``).
 
 Each shard is owned by one process at a time through a lease (``SET NX PX``, renewed
-each read). Only the owner reads the shard, from the entry id in the shard's cursor;
-the shard's series states, cursor and the trim of what it consumed are committed in
-one transaction fenced by ``WATCH`` on the lease, so an owner that lost its lease
-cannot overwrite its successor. A new owner loads the checkpoint and resumes at the
-cursor: a handover neither re-fires nor forgets a ``for`` timer. A shard's keys share
-a hash tag, so on Redis Cluster each shard lives in one slot and the shards spread.
+every lease/4). Only the owner reads the shard, from the entry id in the shard's
+cursor; the shard's series states, cursor and the trim of what it consumed are
+committed in one transaction fenced by ``WATCH`` on the lease, so an owner that lost
+its lease cannot overwrite its successor. A new owner loads the checkpoint and resumes
+at the cursor: a handover neither re-fires nor forgets a ``for`` timer. A shard's keys
+share a hash tag, so on Redis Cluster each shard lives in one slot and the shards
+spread. An owner is pipelined as the plain evaluator is (see ``ShardWorker``).
 
-Alert events go to the shared alerts stream just before the commit (another slot on a
-cluster, so not in the transaction). A crash between the two republishes the same
+Alert events go to the shared alerts stream in the transaction on a single Redis; on a
+cluster (another slot) just before it. A crash between the two republishes the same
 events on replay; their ids are deterministic and notifier and archiver are
 idempotent on them.
 """
