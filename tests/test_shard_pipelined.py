@@ -30,9 +30,18 @@ return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[4])}
 
 
 def owner(redis: Redis, names: StreamNames, member: str) -> ShardedEvaluator:
-    # Batches of 5: many in flight at once. No ticks: only batches commit.
+    # Batches of 5: many in flight at once. No ticks: only batches commit. Short blocking
+    # reads: a quick stop.
     return ShardedEvaluator(
-        config(DISK), redis, names, SHARDS, member, lease_ms=60_000, batch_size=5, tick_s=600
+        config(DISK),
+        redis,
+        names,
+        SHARDS,
+        member,
+        lease_ms=60_000,
+        batch_size=5,
+        block_ms=100,
+        tick_s=600,
     )
 
 
