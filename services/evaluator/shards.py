@@ -157,8 +157,6 @@ class ShardWorker:
         self._next = self._open_transaction()
         tx.handover = self._next.armed
         await ev.submit(tx, after)
-        # Let this batch's transaction go out before the next batch is computed.
-        await asyncio.sleep(0)
         return not ev.stale
 
     def _open_transaction(self) -> _Transaction:
