@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic
+from typing import Any, Generic, Protocol
 
 from faststream import AckPolicy, Context
 from faststream.redis import RedisBroker, StreamSub
@@ -74,6 +74,12 @@ def xack_packed(pipe: Pipeline, stream: str, group: str, ids: list[bytes]) -> No
     pipe.eval(_XACK_PACKED, 1, stream, group, b" ".join(ids))
 
 
+class Transaction(Protocol):
+    """What ``CommitChain`` commits: a transaction pipeline, or anything that sends one."""
+
+    async def execute(self) -> Any: ...
+
+
 class Dropped(Exception):
     """A transaction not sent: it was computed on top of one that did not commit."""
 
@@ -98,7 +104,7 @@ class CommitChain:
         self.what, self.dependent, self.failed = what, dependent, failed
         self._tail: asyncio.Task[None] | None = None  # the last transaction submitted
 
-    async def submit(self, pipe: Pipeline, after: AfterCommit | None) -> asyncio.Task[None]:
+    async def submit(self, pipe: Transaction, after: AfterCommit | None) -> asyncio.Task[None]:
         """Queue ``pipe`` after the earlier transactions; return the task committing it
         once the one before it has settled (so at most one runs while one more is
         computed). Nothing awaits before it is queued."""
@@ -110,7 +116,7 @@ class CommitChain:
         return committing
 
     async def _commit(
-        self, previous: asyncio.Task[None] | None, pipe: Pipeline, after: AfterCommit | None
+        self, previous: asyncio.Task[None] | None, pipe: Transaction, after: AfterCommit | None
     ) -> None:
         try:
             if previous is not None:

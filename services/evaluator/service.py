@@ -45,7 +45,7 @@ from services.evaluator.observation import (
 from services.evaluator.rulebase import SeriesState, copy_state, lifecycle
 from shared import metrics
 from shared.config import Config
-from shared.consumer import AfterCommit, CommitChain, Consumer
+from shared.consumer import AfterCommit, CommitChain, Consumer, Transaction
 from shared.errors import SettingsError
 from shared.redisclient import raise_if_cancelled
 from shared.streams import StreamNames, encode
@@ -206,7 +206,7 @@ class Evaluator:
         self._stale = True
         self._idle.set()
 
-    async def submit(self, pipe: Pipeline, after: AfterCommit | None) -> asyncio.Task[None]:
+    async def submit(self, pipe: Transaction, after: AfterCommit | None) -> asyncio.Task[None]:
         """Send the open batch's transaction once every earlier one has committed, and
         let the next batch be computed meanwhile (``CommitChain.submit``)."""
         self._idle.set()  # the chain queues it before anything else can run
@@ -215,6 +215,11 @@ class Evaluator:
     async def settle(self) -> None:
         """Wait for the transactions in flight (on stop: commit what was computed)."""
         await self._chain.settle()
+
+    @property
+    def stale(self) -> bool:
+        """A commit failed: memory is ahead of the checkpoint until it is reloaded."""
+        return self._stale
 
     def _reload(self) -> None:
         self._stale = True  # memory is ahead of the checkpoint: reload it

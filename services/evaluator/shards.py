@@ -8,15 +8,16 @@ tenant's series stay together), in stream order, each under its public entry id
 (idempotent routing, see ``Router``).
 
 Each shard is owned by one process at a time through a lease (``SET NX PX``, renewed
-each read). Only the owner reads the shard, from the entry id in the shard's cursor;
-the shard's series states, cursor and the trim of what it consumed are committed in
-one transaction fenced by ``WATCH`` on the lease, so an owner that lost its lease
-cannot overwrite its successor. A new owner loads the checkpoint and resumes at the
-cursor: a handover neither re-fires nor forgets a ``for`` timer. A shard's keys share
-a hash tag, so on Redis Cluster each shard lives in one slot and the shards spread.
+every lease/4). Only the owner reads the shard, from the entry id in the shard's
+cursor; the shard's series states, cursor and the trim of what it consumed are
+committed in one transaction fenced by ``WATCH`` on the lease, so an owner that lost
+its lease cannot overwrite its successor. A new owner loads the checkpoint and resumes
+at the cursor: a handover neither re-fires nor forgets a ``for`` timer. A shard's keys
+share a hash tag, so on Redis Cluster each shard lives in one slot and the shards
+spread. An owner is pipelined as the plain evaluator is (see ``ShardWorker``).
 
-Alert events go to the shared alerts stream just before the commit (another slot on a
-cluster, so not in the transaction). A crash between the two republishes the same
+Alert events go to the shared alerts stream in the transaction on a single Redis; on a
+cluster (another slot) just before it. A crash between the two republishes the same
 events on replay; their ids are deterministic and notifier and archiver are
 idempotent on them.
 """
@@ -37,19 +38,16 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 
-from schemas import AlertEvent, ApplicationError, CheckResult, Message, MetricSample
+from schemas import AlertEvent, ApplicationError, CheckResult, MetricSample
+from services.evaluator.intake import CountingCodec
 from services.evaluator.live import Follower, retired
-from services.evaluator.observation import Observation, from_error, from_result, from_sample
+from services.evaluator.observation import Observation, from_error, from_result, from_samples
 from services.evaluator.router import RELEASE, Router
 from services.evaluator.rulebase import SeriesState
-from services.evaluator.service import Evaluator
+from services.evaluator.service import UNKNOWN_FIELDS, Evaluator
 from shared.config import Config
 from shared.redisclient import raise_if_cancelled
-from shared.streams import (
-    Codec,
-    StreamNames,
-    deadletter_fields,
-)
+from shared.streams import StreamNames, deadletter_fields
 
 log = logging.getLogger(__name__)
 KINDS = ("results", "metrics", "errors")
@@ -63,7 +61,18 @@ return 0
 
 
 class ShardWorker:
-    """Owns one shard while its lease holds: reads, evaluates, commits, ticks."""
+    """Owns one shard while its lease holds: reads, evaluates, commits, ticks.
+
+    Pipelined as the plain evaluator is (``BatchProcessor.read_ahead`` and
+    ``Evaluator.submit``): the next batch is read while this one is evaluated, and each
+    batch's transaction commits (in order, through the evaluator's ``CommitChain``) while
+    the next one is computed. Each transaction is opened ahead, while the one before it
+    is still in Redis: ``WATCH`` on the lease and a ``GET`` that finds it still ours, so
+    committing it is one round trip. A failed commit drops the batches computed on top
+    of it and ends the worker; the shard is taken again (by this process or another)
+    from its checkpoint. Renewing the lease changes it, so it is renewed only between
+    batches with nothing in flight (every lease/4), as are ticks and live-config follows.
+    """
 
     def __init__(self, owner: ShardedEvaluator, shard: int) -> None:
         self.owner, self.shard = owner, shard
@@ -74,58 +83,100 @@ class ShardWorker:
         self.evaluator = Evaluator(owner.config, owner.redis, names, shard=shard)
         self.follower = Follower(self.evaluator)
         self.release = asyncio.Event()  # set: hand the shard over after this batch
+        self.reader = _Reader(owner.redis)
+        self._next: _Transaction | None = None  # opened ahead for the next batch
+        self._open: set[_Transaction] = set()  # opened, not yet committed or reset
 
     async def run(self) -> None:
         o = self.owner
         try:
             await self.evaluator.load()
             raw: dict[bytes, bytes] = await o.redis.hgetall(self.cursor_key)  # type: ignore[misc,assignment]
-            cursor: dict[str, bytes] = {s: raw.get(s.encode(), b"0-0") for s in self.streams}
-            next_tick, next_follow = time.monotonic() + o.tick_s, 0.0
-            while not self.release.is_set() and await self._renew():
-                if time.monotonic() >= next_follow:
-                    next_follow = time.monotonic() + FOLLOW_S
-                    if not await self._follow():
-                        return
-                read = await o.redis.xread(cursor, count=o.batch_size, block=o.block_ms)  # type: ignore[arg-type]
-                if read and not await self._batch(read, cursor):
-                    return
-                if time.monotonic() >= next_tick:
-                    next_tick = time.monotonic() + o.tick_s
-                    if not await self._tick():
-                        return
+            await self._loop({s: raw.get(s.encode(), b"0-0") for s in self.streams})
         finally:
+            with contextlib.suppress(Exception):
+                await self.evaluator.settle()  # what was computed commits, fenced as ever
+            for tx in list(self._open):  # dropped ones still hold a watching connection
+                await tx.close()
             with contextlib.suppress(RedisError):
                 await o.redis.eval(RELEASE, 1, self.lease_key, o.member)  # type: ignore[misc]
+
+    async def _loop(self, cursor: dict[str, bytes]) -> None:
+        o = self.owner
+        now = time.monotonic()
+        renew_at = follow_at = now
+        tick_at = now + o.tick_s
+        ahead: asyncio.Task[list[_Read]] | None = None
+        try:
+            while not self.release.is_set():
+                now = time.monotonic()
+                if now >= min(renew_at, follow_at, tick_at):
+                    # Between batches, nothing in flight: renew, then follow and tick.
+                    if not await self._settled() or not await self._renew():
+                        return
+                    renew_at = now + o.lease_ms / 4000
+                    if now >= follow_at:
+                        follow_at = now + FOLLOW_S
+                        if not await self._follow():
+                            return
+                    if now >= tick_at:
+                        tick_at = now + o.tick_s
+                        if not await self._tick():
+                            return
+                read = await (ahead or self.reader.read(cursor, o.batch_size, o.block_ms))
+                ahead = None
+                if not read:
+                    continue
+                cursor = {**cursor, **{stream: ids[-1] for stream, ids, _ in read}}
+                ahead = asyncio.ensure_future(self.reader.read(cursor, o.batch_size, o.block_ms))
+                if not await self._batch(read, cursor):
+                    return
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _batch(self, read: list[_Read], cursor: dict[str, bytes]) -> bool:
+        o, ev = self.owner, self.evaluator
+        tx = self._next or self._open_transaction()
+        self._next = None
+        if not await tx.armed:
+            return False  # the lease moved: the successor owns the shard's state now
+        observations: list[Observation] = []
+        for stream, ids, fields in read:
+            kind = self.streams[stream]
+            codec = o.codecs[kind]
+            good, bad = codec.decode(ids, fields)
+            if unknown := codec.take():
+                tx.pipe.hincrby(ev.ignored_key, UNKNOWN_FIELDS, unknown)
+            observations += _observations(kind, [m for _, m in good])
+            for rejected in bad:
+                tx.publish.xadd(o.names.deadletter, deadletter_fields(stream, ev.group, rejected))
+        after = ev.evaluate(observations, tx.pipe, time.time(), tx.publish)
+        self._queue_cursor(tx.pipe, cursor, [stream for stream, _, _ in read])
+        self._next = self._open_transaction()
+        tx.handover = self._next.armed
+        await ev.submit(tx, after)
+        return not ev.stale
+
+    def _open_transaction(self) -> _Transaction:
+        tx = _Transaction(self)
+        self._open.add(tx)
+        tx.done.add_done_callback(lambda _: self._open.discard(tx))
+        return tx
+
+    async def _settled(self) -> bool:
+        """Wait for the transactions in flight and drop the one opened ahead; False once
+        one of them failed."""
+        await self.evaluator.settle()
+        if self._next is not None:
+            await self._next.close()
+            self._next = None
+        return not self.evaluator.stale
 
     async def _renew(self) -> bool:
         o = self.owner
         return bool(await o.redis.eval(_RENEW, 1, self.lease_key, o.member, o.lease_ms))  # type: ignore[misc]
-
-    async def _batch(self, read: Any, cursor: dict[str, bytes]) -> bool:
-        o, ev = self.owner, self.evaluator
-        publish = o.redis.pipeline(transaction=False)
-        observations: list[Observation] = []
-        for stream, entries in _by_stream(read):
-            kind = self.streams[stream]
-            ids = [entry_id for entry_id, _ in entries]
-            good, bad = o.codecs[kind].decode(ids, [fields for _, fields in entries])
-            observations += _observations(m for _, m in good)
-            for rejected in bad:
-                publish.xadd(o.names.deadletter, deadletter_fields(stream, ev.group, rejected))
-            cursor[stream] = ids[-1]
-        async with o.redis.pipeline(transaction=True) as pipe:
-            if not await self._fence(pipe):
-                return False
-            commit = await ev.evaluate_batch(observations, pipe, publish)
-            self._queue_cursor(pipe, cursor)
-            await publish.execute()
-            try:
-                await pipe.execute()
-            except WatchError:
-                return False  # not adopted: the successor owns the shard's state now
-        commit()
-        return True
 
     async def _tick(self) -> bool:
         alerts, moved = self.evaluator.plan_tick(time.time())
@@ -149,36 +200,71 @@ class ShardWorker:
         return True
 
     async def _commit(self, alerts: list[AlertEvent], moved: dict[str, SeriesState]) -> bool:
-        ev = self.evaluator
-        publish = self.owner.redis.pipeline(transaction=False)
-        async with self.owner.redis.pipeline(transaction=True) as pipe:
-            if not await self._fence(pipe):
-                return False
-            ev.queue_tick(alerts, moved, pipe, publish)
-            await publish.execute()
-            try:
-                await pipe.execute()
-            except WatchError:
-                return False
-        ev.adopt_tick(alerts, moved)
-        return True
-
-    async def _fence(self, pipe: Pipeline) -> bool:
-        """WATCH the lease and check it is still ours; then start the transaction."""
-        await pipe.watch(self.lease_key)
-        holder = await pipe.get(self.lease_key)
-        if holder != self.owner.member.encode():
-            await pipe.reset()  # type: ignore[no-untyped-call]
+        """A tick's or follow's changes, with nothing else in flight."""
+        tx = self._open_transaction()
+        if not await tx.armed:
+            await tx.close()
             return False
-        pipe.multi()  # type: ignore[no-untyped-call]
+        self.evaluator.queue_tick(alerts, moved, tx.pipe, tx.publish)
+        try:
+            await tx.execute()
+        except WatchError:
+            return False
+        self.evaluator.adopt_tick(alerts, moved)
         return True
 
-    def _queue_cursor(self, pipe: Pipeline, cursor: dict[str, bytes]) -> None:
+    def _queue_cursor(self, pipe: Pipeline, cursor: dict[str, bytes], read: list[str]) -> None:
         pipe.hset(self.cursor_key, mapping=cursor)  # type: ignore[arg-type]
-        for stream, last in cursor.items():
-            if last != b"0-0":
-                # Only the owner reads a shard and it is past ``last``: drop what it read.
-                pipe.xtrim(stream, minid=last, approximate=True)
+        for stream in read:
+            # Only the owner reads a shard and it is past the cursor: drop what it read.
+            pipe.xtrim(stream, minid=cursor[stream], approximate=True)
+
+
+class _Transaction:
+    """One commit of a shard's state: a transaction pipeline WATCHing the shard's lease,
+    opened (``armed``: WATCH, then GET finds the lease ours) before it is filled, so it
+    commits in one round trip; its EXEC fails if the lease changed since. Alert events
+    and dead letters go to ``publish``: in the transaction on a single Redis, before it
+    on a cluster (another slot)."""
+
+    def __init__(self, worker: ShardWorker) -> None:
+        redis = worker.owner.redis
+        self.pipe = redis.pipeline(transaction=True)
+        self.publish = self.pipe if type(redis) is Redis else redis.pipeline(transaction=False)
+        self.armed = asyncio.ensure_future(self._arm(worker.lease_key, worker.owner.member))
+        # The next transaction's arming: in place before this one's EXEC, so the watches
+        # overlap and no change of the lease can fall between two of them.
+        self.handover: asyncio.Future[bool] | None = None
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def _arm(self, lease_key: str, member: str) -> bool:
+        await self.pipe.watch(lease_key)
+        ours = await self.pipe.get(lease_key) == member.encode()
+        self.pipe.multi()  # type: ignore[no-untyped-call]
+        return ours
+
+    async def execute(self) -> None:
+        """Commit (``CommitChain`` calls this once the transaction before it committed)."""
+        try:
+            if not await self.armed:
+                raise WatchError("the shard's lease is no longer ours")
+            if self.handover is not None:
+                await asyncio.wait([self.handover])  # its outcome is its own batch's
+            if self.publish is not self.pipe and len(self.publish):
+                await self.publish.execute()
+            await self.pipe.execute()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Give the connection back (a transaction dropped or never filled)."""
+        if not self.armed.done():
+            self.armed.cancel()
+        await asyncio.gather(self.armed, return_exceptions=True)
+        with contextlib.suppress(RedisError):
+            await self.pipe.reset()  # type: ignore[no-untyped-call]
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 class ShardedEvaluator:
@@ -204,10 +290,10 @@ class ShardedEvaluator:
         self.tick_s = tick_s
         self.members_key = names.key("evaluator:members")
         self.router = Router(self)
-        self.codecs: dict[str, Codec[Any]] = {
-            "results": Codec(CheckResult),
-            "metrics": Codec(MetricSample),
-            "errors": Codec(ApplicationError),
+        self.codecs: dict[str, CountingCodec[Any]] = {
+            "results": CountingCodec(CheckResult),
+            "metrics": CountingCodec(MetricSample),
+            "errors": CountingCodec(ApplicationError),
         }
         self.workers: dict[int, tuple[ShardWorker, asyncio.Task[None]]] = {}
 
@@ -278,16 +364,57 @@ def _by_stream(read: Any) -> Iterable[tuple[str, list[tuple[bytes, dict[bytes, b
     (stream name, entries)."""
     pairs = read.items() if isinstance(read, dict) else read or []
     for stream, entries in pairs:
-        name = stream.decode() if isinstance(stream, bytes) else stream
         if entries:
-            yield name, entries
+            yield _name(stream), entries
 
 
-def _observations(messages: Iterable[Message]) -> Iterable[Observation]:
-    for message in messages:
-        if isinstance(message, CheckResult):
-            yield from from_result(message)
-        elif isinstance(message, MetricSample):
-            yield from_sample(message)
-        elif isinstance(message, ApplicationError):
-            yield from_error(message)
+def _observations(kind: str, messages: list[Any]) -> list[Observation]:
+    if kind == "metrics":
+        return from_samples(messages)
+    if kind == "results":
+        return [o for m in messages for o in from_result(m)]
+    return [from_error(m) for m in messages]
+
+
+_Read = tuple[str, list[bytes], list[dict[bytes, bytes]]]  # a stream's entries: ids, fields
+
+
+class _Reader:
+    """XREAD of a shard's streams as ``[(stream, ids, fields)]``. On a single Redis the
+    reply is shaped so straight from the parser (redis-py's own shaping, tuples and then
+    a dict per entry, cost more than decoding the entries); a cluster client keeps its
+    usual reply, reshaped."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.lean = type(redis) is Redis
+        if self.lean:
+            self.redis = Redis(connection_pool=redis.connection_pool)
+            self.redis.set_response_callback("XREAD", _lean_xread)
+
+    async def read(self, cursor: dict[str, bytes], count: int, block: int) -> list[_Read]:
+        got: Any = await self.redis.xread(cursor, count=count, block=block)  # type: ignore[arg-type]
+        if self.lean:
+            return got  # type: ignore[no-any-return]
+        return [(s, [i for i, _ in es], [f or {} for _, f in es]) for s, es in _by_stream(got)]
+
+
+def _lean_xread(response: Any, **_options: Any) -> list[_Read]:
+    # RESP3 answers a map {stream: entries}, RESP2 a list of [stream, entries].
+    pairs = response.items() if isinstance(response, dict) else response or ()
+    return [
+        (_name(stream), [e[0] for e in entries], [_fields(e[1]) for e in entries])
+        for stream, entries in pairs
+        if entries
+    ]
+
+
+def _name(stream: bytes | str) -> str:
+    return stream.decode() if isinstance(stream, bytes) else stream
+
+
+def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
+    if flat is not None and len(flat) == 2:
+        return {flat[0]: flat[1]}  # the usual entry: one field
+    it = iter(flat or ())
+    return dict(zip(it, it, strict=True))

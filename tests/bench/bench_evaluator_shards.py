@@ -8,6 +8,11 @@ its router group with it), and the time runs until the router has acknowledged t
 entry and every shard's owner has committed its last one. The CPU time of the processes
 over that interval is reported per observation. A cProfile of the router alone (no
 owners) over the same entries prints its top entries.
+
+The shard owners alone (``owners``; no router): the same samples pre-loaded on the shard
+streams, split by tenant as the router would, then one process takes every shard's
+lease and the clock runs until each owner committed its last entry (CPU time of the
+process per observation; with ``profile`` a cProfile of that run).
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ import uuid
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 
+import msgspec
 from redis.asyncio import Redis
 
-from services.evaluator.router import ROUTER_GROUP
+from schemas import MetricSample
+from services.evaluator.router import ROUTER_GROUP, shard_of
 from services.evaluator.shards import ShardedEvaluator
 from shared.config import Config, Tenant
 from shared.runner import settle_heap
-from shared.streams import StreamNames, ensure_group
+from shared.streams import DATA, StreamNames, ensure_group
 from tests.bench.bench_evaluator import BATCH, TENANTS, _entries
 from tests.bench.framework import BenchEnv, Row
 
@@ -41,11 +48,13 @@ def _config() -> Config:
     return Config(tenants=[Tenant(id=f"t{t}") for t in range(TENANTS)], default_rules=True)
 
 
-async def _serve(url: str, prefix: str, member: str, mark: Event, stop: Event) -> float:
+async def _serve(
+    url: str, prefix: str, member: str, mark: Event, stop: Event, tick_s: float
+) -> float:
     """One evaluator process; returns its CPU seconds from ``mark`` to ``stop``."""
     redis = Redis.from_url(url)
     sharded = ShardedEvaluator(
-        _config(), redis, StreamNames(prefix), SHARDS, member, lease_ms=LEASE_MS
+        _config(), redis, StreamNames(prefix), SHARDS, member, lease_ms=LEASE_MS, tick_s=tick_s
     )
     settle_heap()  # as the runner does in production
     marked: list[float] = []
@@ -61,9 +70,9 @@ async def _serve(url: str, prefix: str, member: str, mark: Event, stop: Event) -
 
 
 def _process(
-    url: str, prefix: str, member: str, mark: Event, stop: Event, out: Queue[float]
+    url: str, prefix: str, member: str, mark: Event, stop: Event, out: Queue[float], tick_s: float
 ) -> None:
-    out.put(asyncio.run(_serve(url, prefix, member, mark, stop)))
+    out.put(asyncio.run(_serve(url, prefix, member, mark, stop, tick_s)))
 
 
 async def _load(redis: Redis, stream: str, entries: list[dict[bytes, bytes]]) -> None:
@@ -89,10 +98,12 @@ async def _balanced(redis: Redis, names: StreamNames, processes: int) -> bool:
     )
 
 
-async def _done(redis: Redis, names: StreamNames, total: int, owners: bool = True) -> bool:
-    """The router acknowledged ``total`` entries and (with ``owners``) each shard's owner
-    committed its last one."""
-    for info in await redis.xinfo_groups(names.metrics):
+async def _done(
+    redis: Redis, names: StreamNames, total: int, owners: bool = True, router: bool = True
+) -> bool:
+    """The router acknowledged ``total`` entries (with ``router``) and (with ``owners``)
+    each shard's owner committed its last one."""
+    for info in await redis.xinfo_groups(names.metrics) if router else []:
         behind = int(info["entries-read"] or 0) < total or int(info["pending"])
         if info["name"] == ROUTER_GROUP.encode() and behind:
             return False
@@ -117,17 +128,29 @@ async def _wait(predicate: object, timeout: float, poll: float = 0.02) -> None:
 
 
 async def _once(
-    env: BenchEnv, entries: list[dict[bytes, bytes]], processes: int
+    env: BenchEnv, entries: list[dict[bytes, bytes]], processes: int, owners_only: bool = False
 ) -> tuple[float, float]:
-    """(observations/s, CPU µs per observation over all processes)."""
+    """(observations/s, CPU µs per observation over all processes). ``owners_only``: the
+    entries appear on the shard streams instead (the router idles), the clock runs until
+    each shard's owner committed its last one, and no tick falls in the run (the plain
+    evaluator's bench has none either; one tick of every shard's 10,000 series costs
+    about as much as 20,000 observations)."""
     redis = Redis.from_url(env.redis_url)
     names = StreamNames(f"bench{uuid.uuid4().hex[:8]}")
     staging = names.key("staging")  # same hash tag as the public streams: RENAME works on a cluster
-    await _load(redis, staging, entries)
+    tick_s = 600.0 if owners_only else 5.0  # 5 s: as run
+    if owners_only:
+        renames = await _load_shards(redis, names, entries)
+    else:
+        await _load(redis, staging, entries)
+        renames = [(staging, names.metrics)]
     spawn = multiprocessing.get_context("spawn")
     mark, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
     procs = [
-        spawn.Process(target=_process, args=(env.redis_url, names.prefix, f"p{i}", mark, stop, out))
+        spawn.Process(
+            target=_process,
+            args=(env.redis_url, names.prefix, f"p{i}", mark, stop, out, tick_s),
+        )
         for i in range(processes)
     ]
     for p in procs:
@@ -137,8 +160,11 @@ async def _once(
         mark.set()
         await asyncio.sleep(0.05)  # the processes note their CPU time
         started = time.perf_counter()
-        await redis.rename(staging, names.metrics)
-        await _wait(lambda: _done(redis, names, len(entries)), 300)
+        pipe = redis.pipeline(transaction=False)
+        for source, stream in renames:
+            pipe.rename(source, stream)
+        await pipe.execute()
+        await _wait(lambda: _done(redis, names, len(entries), router=not owners_only), 300)
         elapsed = time.perf_counter() - started
     finally:
         stop.set()
@@ -173,19 +199,61 @@ async def _profile_router(env: BenchEnv, entries: list[dict[bytes, bytes]]) -> N
     await redis.aclose()
 
 
+async def _load_shards(
+    redis: Redis, names: StreamNames, entries: list[dict[bytes, bytes]]
+) -> list[tuple[str, str]]:
+    """Pre-load each shard's part of ``entries`` (split as the router splits them) on a
+    staging stream in the shard's slot; returns (staging, shard stream) pairs."""
+    used: set[int] = set()
+    for start in range(0, len(entries), BATCH):
+        pipe = redis.pipeline(transaction=False)
+        for fields in entries[start : start + BATCH]:
+            tenant = msgspec.json.decode(fields[DATA], type=MetricSample).tenant
+            used.add(shard := shard_of(tenant, SHARDS))
+            pipe.xadd(names.shard(shard, "staging"), fields)  # type: ignore[arg-type]
+        await pipe.execute()
+    return [(names.shard(s, "staging"), names.shard(s, "metrics")) for s in sorted(used)]
+
+
+async def _profile_owners(env: BenchEnv, entries: list[dict[bytes, bytes]]) -> None:
+    """cProfile of one process owning every shard (no router) over ``entries``."""
+    redis = Redis.from_url(env.redis_url)
+    names = StreamNames(f"bench{uuid.uuid4().hex[:8]}")
+    for staging, stream in await _load_shards(redis, names, entries):
+        await redis.rename(staging, stream)
+    sharded = ShardedEvaluator(
+        _config(), redis, names, SHARDS, "owner", lease_ms=LEASE_MS, tick_s=600.0
+    )
+    settle_heap()
+    profile = cProfile.Profile()
+    profile.enable()
+    await sharded.balance()  # no other member: it takes every shard
+    await _wait(lambda: _done(redis, names, 0, router=False), 300, poll=0.05)
+    profile.disable()
+    await sharded.stop()
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(15)
+    print(f"shard owners alone (4 shards, 1 process):\n{out.getvalue()}")
+    for key in await redis.keys(f"{{{names.prefix}*"):
+        await redis.delete(key)
+    await redis.aclose()
+
+
 async def run(env: BenchEnv) -> list[Row]:
     total = env.size(200_000, 5_000)
     entries = _entries(total)
     runs = 1 if env.quick else 3
-    figures: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
-    for _ in range(runs):  # 1 and 2 processes alternately, in the same conditions
+    figures: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}  # 0: owners alone
+    for _ in range(runs):  # alternately, in the same conditions
         for n, got in figures.items():
-            got.append(await _once(env, entries, n))
-            print(f"  {n} process(es): {got[-1][0]:,.0f} obs/s, {got[-1][1]:.1f} µs CPU/obs")
+            got.append(await _once(env, entries, max(n, 1), owners_only=n == 0))
+            what = f"{n} process(es)" if n else "owners alone, 1 process"
+            print(f"  {what}: {got[-1][0]:,.0f} obs/s, {got[-1][1]:.1f} µs CPU/obs")
     figures = {n: sorted(got) for n, got in figures.items()}
-    one, two = figures[1][runs // 2], figures[2][runs // 2]  # medians by rate
+    owners, one, two = (figures[n][runs // 2] for n in (0, 1, 2))  # medians by rate
     if not env.quick:
         await _profile_router(env, entries)
+        await _profile_owners(env, entries)
     series = min(TENANTS * 100, total // 10)
     note = f"{total:,} metric samples over {series:,} series, {SHARDS} shards, router included"
     return [
@@ -203,4 +271,12 @@ async def run(env: BenchEnv) -> list[Row]:
             note=f"{note}; {two[1]:.1f} µs CPU per observation, both processes",
         ),
         Row("evaluator scale-out, sharded (2 vs 1 process)", two[0] / one[0], "x"),
+        Row(
+            "evaluator shard owners alone (default pack, 1 process, no router)",
+            owners[0],
+            "obs/s",
+            note=f"{total:,} metric samples over {series:,} series on the {SHARDS} shard streams, "
+            "no tick in the run; "
+            f"{owners[1]:.1f} µs CPU per observation",
+        ),
     ]
