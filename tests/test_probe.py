@@ -136,12 +136,16 @@ async def test_a_dead_workers_checks_are_taken_over(redis: Redis, names: StreamN
     assert sorted(await alive.claim(now_ms=2000)) == ["t/a", "t/b"]
 
 
+async def healthy_result(ctx: ProbeContext) -> CheckResult:
+    with HttpStub() as stub:
+        return await run_check(http(stub.url), ctx)
+
+
 async def test_results_are_buffered_while_redis_is_down(
     ctx: ProbeContext, redis: Redis, names: StreamNames
 ) -> None:
     config = Config(tenants=[Tenant(id="t")])
-    with HttpStub() as stub:
-        result = await run_check(http(stub.url), ctx)
+    result = await healthy_result(ctx)
     broken = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
     probe = Probe(config, broken, names, ctx)
     probe.buffer.extend([result, result])
@@ -156,8 +160,7 @@ async def test_a_batch_whose_reply_was_lost_is_not_published_twice(
     ctx: ProbeContext, redis: Redis, names: StreamNames
 ) -> None:
     config = Config(tenants=[Tenant(id="t")])
-    with HttpStub() as stub:
-        result = await run_check(http(stub.url), ctx)
+    result = await healthy_result(ctx)
     where = redis.connection_pool.connection_kwargs
     async with ReplyCutter(where["host"], where["port"]) as cutter:
         through = Redis.from_url(cutter.url)

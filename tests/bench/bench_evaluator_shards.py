@@ -191,9 +191,18 @@ async def _profile_router(env: BenchEnv, entries: list[dict[bytes, bytes]]) -> N
     profile.disable()
     task.cancel()
     await asyncio.wait([task])
+    print(f"router alone: {cpu / len(entries) * 1e6:.1f} µs CPU per entry\n{_top(profile, 12)}")
+    await _forget(redis, names)
+
+
+def _top(profile: cProfile.Profile, lines: int) -> str:
     out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(12)
-    print(f"router alone: {cpu / len(entries) * 1e6:.1f} µs CPU per entry\n{out.getvalue()}")
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(lines)
+    return out.getvalue()
+
+
+async def _forget(redis: Redis, names: StreamNames) -> None:
+    """Delete what a profiling run left (every key of its prefix) and disconnect."""
     for key in await redis.keys(f"{{{names.prefix}*"):
         await redis.delete(key)
     await redis.aclose()
@@ -231,12 +240,8 @@ async def _profile_owners(env: BenchEnv, entries: list[dict[bytes, bytes]]) -> N
     await _wait(lambda: _done(redis, names, 0, router=False), 300, poll=0.05)
     profile.disable()
     await sharded.stop()
-    out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(15)
-    print(f"shard owners alone (4 shards, 1 process):\n{out.getvalue()}")
-    for key in await redis.keys(f"{{{names.prefix}*"):
-        await redis.delete(key)
-    await redis.aclose()
+    print(f"shard owners alone (4 shards, 1 process):\n{_top(profile, 15)}")
+    await _forget(redis, names)
 
 
 async def run(env: BenchEnv) -> list[Row]:
