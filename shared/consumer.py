@@ -159,21 +159,37 @@ class Consumer(Generic[M]):
     batch_size: int | None = None  # entries per read; None: the process's VIGIL_BATCH_SIZE
 
 
-def _lean_reads(redis: Redis) -> Redis:
-    """A client on the same connections whose XREADGROUP replies are ``[(ids, fields)]``
-    per stream: redis-py's own reply (tuples, then dicts pair by pair) cost more than
-    decoding the entries. A cluster client keeps its usual replies."""
+StreamRead = tuple[str, list[bytes], list[dict[bytes, bytes]]]  # a stream's entries: ids, fields
+
+
+def lean_reads(redis: Redis) -> Redis:
+    """A client on the same connections whose XREAD and XREADGROUP replies are
+    ``[(stream, ids, fields)]`` for each stream with entries: redis-py's own reply
+    (tuples, then dicts pair by pair) cost more than decoding the entries. A cluster
+    client keeps its usual replies, reshaped the same way."""
     if type(redis) is not Redis:
         return _UsualReads(redis)  # type: ignore[return-value]
     lean = Redis(connection_pool=redis.connection_pool)
-    lean.set_response_callback("XREADGROUP", _lean_reply)
+    for command in ("XREAD", "XREADGROUP"):
+        lean.set_response_callback(command, _lean_reply)
     return lean
 
 
-def _lean_reply(response: Any, **_options: Any) -> list[tuple[list[bytes], list[Any]]]:
-    # RESP3 answers a map {stream: entries}, RESP2 a list of [stream, entries].
-    per_stream = response.values() if isinstance(response, dict) else (s for _, s in response or ())
-    return [([e[0] for e in entries], [_fields(e[1]) for e in entries]) for entries in per_stream]
+def _lean_reply(response: Any, **_options: Any) -> list[StreamRead]:
+    return [
+        (_name(stream), [e[0] for e in entries], [_fields(e[1]) for e in entries])
+        for stream, entries in _per_stream(response)
+    ]
+
+
+def _per_stream(response: Any) -> list[tuple[Any, list[Any]]]:
+    # RESP3 answers a map {stream: entries}, RESP2 a list of [stream, entries]; None: nothing.
+    pairs = response.items() if isinstance(response, dict) else response or ()
+    return [(stream, entries) for stream, entries in pairs if entries]
+
+
+def _name(stream: bytes | str) -> str:
+    return stream.decode() if isinstance(stream, bytes) else stream
 
 
 def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
@@ -184,14 +200,23 @@ def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
 
 
 class _UsualReads:
-    """redis-py's usual XREADGROUP reply, shaped as ``_lean_reply``'s."""
+    """redis-py's usual XREAD and XREADGROUP replies, shaped as ``_lean_reply``'s."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def xreadgroup(self, *args: Any, **kwargs: Any) -> Any:
-        got: Any = await self.redis.xreadgroup(*args, **kwargs)
-        return [([i for i, _ in es], [f or {} for _, f in es]) for _, es in got or ()]
+    async def xread(self, *args: Any, **kwargs: Any) -> list[StreamRead]:
+        return _usual(await self.redis.xread(*args, **kwargs))
+
+    async def xreadgroup(self, *args: Any, **kwargs: Any) -> list[StreamRead]:
+        return _usual(await self.redis.xreadgroup(*args, **kwargs))
+
+
+def _usual(response: Any) -> list[StreamRead]:
+    return [
+        (_name(stream), [i for i, _ in entries], [f or {} for _, f in entries])
+        for stream, entries in _per_stream(response)
+    ]
 
 
 async def _raw_parser(message: Mapping[str, Any], _original: Any) -> RedisBatchStreamMessage:
@@ -283,7 +308,7 @@ class BatchProcessor(Generic[M]):
         """Read new entries and handle them, the next read already running in Redis while
         this batch is handled (a pipelined consumer's reader, instead of FastStream's)."""
         c = self.consumer
-        reader = _lean_reads(self.redis)
+        reader = lean_reads(self.redis)
 
         async def read() -> Any:
             streams: Any = {c.stream: ">"}
@@ -305,7 +330,7 @@ class BatchProcessor(Generic[M]):
                     continue
                 raise_if_cancelled()  # a stop redis-py swallowed while the read waited
                 ahead = asyncio.create_task(read())
-                for ids, entries in got:
+                for _, ids, entries in got:
                     try:
                         await self(ids, entries, ahead=True)
                     except Exception:  # as FastStream does: logged, the batch stays pending

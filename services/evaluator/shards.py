@@ -30,7 +30,6 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -46,6 +45,7 @@ from services.evaluator.router import RELEASE, Router
 from services.evaluator.rulebase import SeriesState
 from services.evaluator.service import UNKNOWN_FIELDS, Evaluator
 from shared.config import Config
+from shared.consumer import StreamRead, lean_reads
 from shared.redisclient import raise_if_cancelled
 from shared.streams import StreamNames, deadletter_fields
 
@@ -83,7 +83,7 @@ class ShardWorker:
         self.evaluator = Evaluator(owner.config, owner.redis, names, shard=shard)
         self.follower = Follower(self.evaluator)
         self.release = asyncio.Event()  # set: hand the shard over after this batch
-        self.reader = _Reader(owner.redis)
+        self.reader = lean_reads(owner.redis)  # XREAD as [(stream, ids, fields)]
         self._next: _Transaction | None = None  # opened ahead for the next batch
         self._open: set[_Transaction] = set()  # opened, not yet committed or reset
 
@@ -106,7 +106,7 @@ class ShardWorker:
         now = time.monotonic()
         renew_at = follow_at = now
         tick_at = now + o.tick_s
-        ahead: asyncio.Task[list[_Read]] | None = None
+        ahead: asyncio.Task[list[StreamRead]] | None = None
         try:
             while not self.release.is_set():
                 now = time.monotonic()
@@ -123,12 +123,12 @@ class ShardWorker:
                         tick_at = now + o.tick_s
                         if not await self._tick():
                             return
-                read = await (ahead or self.reader.read(cursor, o.batch_size, o.block_ms))
+                read = await (ahead or self._read(cursor))
                 ahead = None
                 if not read:
                     continue
                 cursor = {**cursor, **{stream: ids[-1] for stream, ids, _ in read}}
-                ahead = asyncio.ensure_future(self.reader.read(cursor, o.batch_size, o.block_ms))
+                ahead = asyncio.ensure_future(self._read(cursor))
                 if not await self._batch(read, cursor):
                     return
         finally:
@@ -136,7 +136,12 @@ class ShardWorker:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
 
-    async def _batch(self, read: list[_Read], cursor: dict[str, bytes]) -> bool:
+    async def _read(self, cursor: dict[str, bytes]) -> list[StreamRead]:
+        o = self.owner
+        got: Any = await self.reader.xread(cursor, count=o.batch_size, block=o.block_ms)  # type: ignore[arg-type]
+        return got  # type: ignore[no-any-return]
+
+    async def _batch(self, read: list[StreamRead], cursor: dict[str, bytes]) -> bool:
         o, ev = self.owner, self.evaluator
         tx = self._next or self._open_transaction()
         self._next = None
@@ -359,62 +364,9 @@ class ShardedEvaluator:
             await self.redis.zrem(self.members_key, self.member)
 
 
-def _by_stream(read: Any) -> Iterable[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
-    """XREAD's reply (a list in RESP2, a dict in RESP3, None on timeout) as
-    (stream name, entries)."""
-    pairs = read.items() if isinstance(read, dict) else read or []
-    for stream, entries in pairs:
-        if entries:
-            yield _name(stream), entries
-
-
 def _observations(kind: str, messages: list[Any]) -> list[Observation]:
     if kind == "metrics":
         return from_samples(messages)
     if kind == "results":
         return [o for m in messages for o in from_result(m)]
     return [from_error(m) for m in messages]
-
-
-_Read = tuple[str, list[bytes], list[dict[bytes, bytes]]]  # a stream's entries: ids, fields
-
-
-class _Reader:
-    """XREAD of a shard's streams as ``[(stream, ids, fields)]``. On a single Redis the
-    reply is shaped so straight from the parser (redis-py's own shaping, tuples and then
-    a dict per entry, cost more than decoding the entries); a cluster client keeps its
-    usual reply, reshaped."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self.lean = type(redis) is Redis
-        if self.lean:
-            self.redis = Redis(connection_pool=redis.connection_pool)
-            self.redis.set_response_callback("XREAD", _lean_xread)
-
-    async def read(self, cursor: dict[str, bytes], count: int, block: int) -> list[_Read]:
-        got: Any = await self.redis.xread(cursor, count=count, block=block)  # type: ignore[arg-type]
-        if self.lean:
-            return got  # type: ignore[no-any-return]
-        return [(s, [i for i, _ in es], [f or {} for _, f in es]) for s, es in _by_stream(got)]
-
-
-def _lean_xread(response: Any, **_options: Any) -> list[_Read]:
-    # RESP3 answers a map {stream: entries}, RESP2 a list of [stream, entries].
-    pairs = response.items() if isinstance(response, dict) else response or ()
-    return [
-        (_name(stream), [e[0] for e in entries], [_fields(e[1]) for e in entries])
-        for stream, entries in pairs
-        if entries
-    ]
-
-
-def _name(stream: bytes | str) -> str:
-    return stream.decode() if isinstance(stream, bytes) else stream
-
-
-def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
-    if flat is not None and len(flat) == 2:
-        return {flat[0]: flat[1]}  # the usual entry: one field
-    it = iter(flat or ())
-    return dict(zip(it, it, strict=True))
