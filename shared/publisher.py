@@ -49,8 +49,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._owns_redis = False
-        self.landing = Landing(self.names.key("publisher:landed"))
-        self._in_flight = (0, 0)  # the batch last sent: its size, the drop count then
+        # Each batch's size and the drop count then (see ``flush``).
+        self.landing: Landing[tuple[int, int]] = Landing(self.names.key("publisher:landed"))
 
     @classmethod
     def connect(cls, redis_url: str, prefix: str = "vigil", **options: float) -> Publisher:
@@ -126,23 +126,23 @@ class Publisher:
                 landed = await self.landing.landed(self.redis)
             except RedisError:
                 return sent
-            if landed:  # the last batch ran though its reply was lost: do not resend it
-                sent += self._sent(*self._in_flight)
+            if landed is not None:  # it ran though its reply was lost: do not resend it
+                sent += self._sent(*landed)
         while self.buffer:
             batch = list(itertools.islice(self.buffer, self.batch))
-            self._in_flight = (len(batch), self.dropped)
+            dropped_before = self.dropped
             # MULTI: a batch lands whole or not at all; ``landing`` covers a lost reply.
             pipe = self.redis.pipeline(transaction=True)
             for stream, message in batch:
                 pipe.xadd(stream, encode(message))
-            self.landing.mark(pipe)
+            self.landing.mark(pipe, (len(batch), dropped_before))
             try:
                 await pipe.execute()
             except RedisError as exc:
                 log.warning("publishing %d events failed (%s); will retry", len(batch), exc)
                 self.landing.failed()
                 return sent
-            sent += self._sent(*self._in_flight)
+            sent += self._sent(len(batch), dropped_before)
         return sent
 
     def _sent(self, count: int, dropped_before: int) -> int:

@@ -126,9 +126,9 @@ class Probe:
         self.ping_address = ping_address
         self._running: set[asyncio.Task[None]] = set()
         self.local_due: dict[str, int] = {}  # next run (ms) by our own clock, while Redis is away
+        # Each flush's batch and the drop count then (see ``flush``).
+        self.landing: Landing[tuple[list[CheckResult | MetricSample], int]]
         self.landing = Landing(names.key("probe:landed"))
-        # The batch last sent, and the drop count then (see ``flush``).
-        self._in_flight: tuple[list[CheckResult | MetricSample], int] = ([], 0)
 
     async def register(self, now_ms: int) -> None:
         """Put this worker's checks on their tiers' schedules (the first worker's phase wins)."""
@@ -229,12 +229,12 @@ class Probe:
                 landed = await self.landing.landed(self.redis)
             except RedisError:
                 return 0
-            if landed:  # the last batch ran though its reply was lost: do not resend it
-                return self._published(*self._in_flight)
+            if landed is not None:  # it ran though its reply was lost: do not resend it
+                return self._published(*landed)
         batch = list(itertools.islice(self.buffer, limit))
         if not batch:
             return 0
-        self._in_flight = (batch, self.dropped)
+        dropped_before = self.dropped
         # MULTI: a batch lands whole or not at all. Without it, Redis stopping halfway
         # through the pipeline kept the results it had run, and the retry published them
         # again (seen in the Redis-restart fault test); ``landing`` covers a lost reply.
@@ -246,14 +246,14 @@ class Probe:
             fields = encode(message)
             pipe.xadd(self.names.results, fields)
             pipe.set(self._latest_key(message), fields[b"data"], ex=self._ttl(message))
-        self.landing.mark(pipe)
+        self.landing.mark(pipe, (batch, dropped_before))
         try:
             await pipe.execute()
         except RedisError as exc:
             log.warning("publishing %d messages failed (%s); will retry", len(batch), exc)
             self.landing.failed()
             return 0
-        return self._published(batch, self._in_flight[1])
+        return self._published(batch, dropped_before)
 
     def _published(self, batch: list[CheckResult | MetricSample], dropped_before: int) -> int:
         for message in batch:
