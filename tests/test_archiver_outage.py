@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import signal
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from redis.asyncio import Redis
@@ -33,22 +36,34 @@ async def archived(url: str) -> int:
         return -1
 
 
-async def test_archiver_pauses_during_a_postgres_outage_and_catches_up(
-    redis: Redis, settings: Settings, names: StreamNames, server_dir: Path
-) -> None:
+@contextlib.asynccontextmanager
+async def archiver_on_own_postgres(
+    settings: Settings, server_dir: Path, **overrides: Any
+) -> AsyncIterator[LocalPostgres]:
+    """A running archiver on a PostgreSQL of its own (for the test to stop and start),
+    reclaiming after 400 ms so that a reclaim would show within the test."""
     pg = LocalPostgres(server_dir / f"outage-{uuid.uuid4().hex[:6]}").start()
     try:
         upgrade(pg.url)
-        settings = dataclasses.replace(settings, database_url=pg.url, reclaim_idle_ms=400)
+        settings = dataclasses.replace(
+            settings, database_url=pg.url, reclaim_idle_ms=400, **overrides
+        )
         stop = asyncio.Event()
         archiver = asyncio.create_task(run(settings, Config(), ["archiver"], stop))
         try:
-            await outage_and_recovery(redis, names, pg)
+            yield pg
         finally:
             stop.set()
             await asyncio.wait_for(archiver, 20)
     finally:
         pg.stop()
+
+
+async def test_archiver_pauses_during_a_postgres_outage_and_catches_up(
+    redis: Redis, settings: Settings, names: StreamNames, server_dir: Path
+) -> None:
+    async with archiver_on_own_postgres(settings, server_dir) as pg:
+        await outage_and_recovery(redis, names, pg)
 
 
 async def outage_and_recovery(redis: Redis, names: StreamNames, pg: LocalPostgres) -> None:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from redis.asyncio import Redis
 
 from schemas import MetricSample
-from services.archiver.migrate import upgrade
 from services.archiver.service import GROUP
 from shared import metrics
 from shared.config import Config
@@ -23,7 +21,13 @@ from shared.settings import Settings
 from shared.streams import StreamNames, encode
 from tests.support.wait import wait_until
 from tests.test_archiver import result, rows
-from tests.test_archiver_outage import archived, count_is, fast_stop, pending_at_least
+from tests.test_archiver_outage import (
+    archived,
+    archiver_on_own_postgres,
+    count_is,
+    fast_stop,
+    pending_at_least,
+)
 
 
 def batches(stream: str) -> float:
@@ -65,21 +69,8 @@ async def acked(redis: Redis, stream: str, n: int) -> bool:
 async def test_an_outage_holds_the_batch_read_ahead_too(
     redis: Redis, settings: Settings, names: StreamNames, server_dir: Path
 ) -> None:
-    pg = LocalPostgres(server_dir / f"ahead-{uuid.uuid4().hex[:6]}").start()
-    try:
-        upgrade(pg.url)
-        settings = dataclasses.replace(
-            settings, database_url=pg.url, reclaim_idle_ms=400, archiver_batch_size=5
-        )
-        stop = asyncio.Event()
-        archiver = asyncio.create_task(run(settings, Config(), ["archiver"], stop))
-        try:
-            await outage_with_a_batch_read_ahead(redis, names, pg)
-        finally:
-            stop.set()
-            await asyncio.wait_for(archiver, 20)
-    finally:
-        pg.stop()
+    async with archiver_on_own_postgres(settings, server_dir, archiver_batch_size=5) as pg:
+        await outage_with_a_batch_read_ahead(redis, names, pg)
 
 
 async def outage_with_a_batch_read_ahead(
